@@ -9,12 +9,7 @@ float dsv4_bf16_to_f32(uint16_t h)
 
 uint16_t dsv4_f32_to_bf16(float x)
 {
-    uint32_t u = dsv4_f32_bits(x), sign = (u >> 16) & 0x8000u, a = u & 0x7FFFFFFFu;
-    if (a > 0x7F800000u)
-        return (uint16_t)(sign | 0x7FC0u);
-    if (a == 0x7F800000u)
-        return (uint16_t)(sign | 0x7F80u);
-    return (uint16_t)(sign | dsv4_round_mag(a, 7, 127)); /* a carry past 0x7F7F lands on inf */
+    return dsv4_bf16_from_bits(dsv4_f32_bits(x));
 }
 
 float dsv4_f16_to_f32(uint16_t h)
