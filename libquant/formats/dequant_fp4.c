@@ -4,6 +4,10 @@
 #include "formats/fp.h"
 #include "formats/fp_round.h"
 
+/* A 16-entry table per scale byte maps a code straight to its output value (the code's value times
+ * the scale, converted). Tables are built on first use within a call and reused by every group with
+ * the same scale byte (a tensor uses only a handful); each group's 16 bytes are then split into
+ * nibbles through its table. Entries are computed exactly as the formula says. */
 static void e2m1_table(float lut[16])
 {
     for (int c = 0; c < 16; c++)
@@ -13,46 +17,46 @@ static void e2m1_table(float lut[16])
 /* Bytes per scale group: 32 elements are 16 packed bytes. */
 #define GROUP_BYTES (DSV4_FP4_GROUP / 2)
 
+#define DEQUANT_ROWS(T, CONVERT)                                                                    \
+    float lut[16];                                                                                  \
+    T tab[256][16];                                                                                 \
+    uint8_t built[256] = {0};                                                                       \
+    e2m1_table(lut);                                                                                \
+    int64_t nb = q->w_cols, cols = 2 * nb;                                                          \
+    if (nb == 0)                                                                                    \
+        return;                                                                                     \
+    for (int64_t r = r0; r < r1; r++) {                                                             \
+        const uint8_t *w = q->w + r * nb, *s = q->s + r * q->s_cols;                                \
+        T *o = out + r * cols;                                                                      \
+        for (int64_t g = 0, k0 = 0; k0 < nb; g++, k0 += GROUP_BYTES) {                              \
+            uint8_t sb = s[g];                                                                      \
+            if (!built[sb]) {                                                                       \
+                float sc = dsv4_e8m0_to_f32(sb);                                                    \
+                for (int c = 0; c < 16; c++)                                                        \
+                    tab[sb][c] = CONVERT(lut[c] * sc);                                              \
+                built[sb] = 1;                                                                      \
+            }                                                                                       \
+            const T *tb = tab[sb];                                                                  \
+            int64_t k1 = k0 + GROUP_BYTES < nb ? k0 + GROUP_BYTES : nb;                             \
+            for (int64_t k = k0; k < k1; k++) {                                                     \
+                o[2 * k] = tb[w[k] & 15u];                                                          \
+                o[2 * k + 1] = tb[w[k] >> 4];                                                       \
+            }                                                                                       \
+        }                                                                                           \
+    }
+
+static float as_f32(float x) { return x; }
+
+static uint16_t as_bf16(float x) { return dsv4_bf16_from_bits(dsv4_f32_bits(x)); }
+
 void dsv4_fp4_dequant_rows_f32(const dsv4_qweight *q, int64_t r0, int64_t r1, float *out)
 {
-    float lut[16];
-    e2m1_table(lut);
-    int64_t nb = q->w_cols, cols = 2 * nb;
-    if (nb == 0)
-        return;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *w = q->w + r * nb, *s = q->s + r * q->s_cols;
-        float *o = out + r * cols;
-        for (int64_t g = 0, k0 = 0; k0 < nb; g++, k0 += GROUP_BYTES) {
-            float sc = dsv4_e8m0_to_f32(s[g]);
-            int64_t k1 = k0 + GROUP_BYTES < nb ? k0 + GROUP_BYTES : nb;
-            for (int64_t k = k0; k < k1; k++) {
-                o[2 * k] = lut[w[k] & 15u] * sc;
-                o[2 * k + 1] = lut[w[k] >> 4] * sc;
-            }
-        }
-    }
+    DEQUANT_ROWS(float, as_f32)
 }
 
 void dsv4_fp4_dequant_rows_bf16(const dsv4_qweight *q, int64_t r0, int64_t r1, uint16_t *out)
 {
-    float lut[16];
-    e2m1_table(lut);
-    int64_t nb = q->w_cols, cols = 2 * nb;
-    if (nb == 0)
-        return;
-    for (int64_t r = r0; r < r1; r++) {
-        const uint8_t *w = q->w + r * nb, *s = q->s + r * q->s_cols;
-        uint16_t *o = out + r * cols;
-        for (int64_t g = 0, k0 = 0; k0 < nb; g++, k0 += GROUP_BYTES) {
-            float sc = dsv4_e8m0_to_f32(s[g]);
-            int64_t k1 = k0 + GROUP_BYTES < nb ? k0 + GROUP_BYTES : nb;
-            for (int64_t k = k0; k < k1; k++) {
-                o[2 * k] = dsv4_bf16_from_bits(dsv4_f32_bits(lut[w[k] & 15u] * sc));
-                o[2 * k + 1] = dsv4_bf16_from_bits(dsv4_f32_bits(lut[w[k] >> 4] * sc));
-            }
-        }
-    }
+    DEQUANT_ROWS(uint16_t, as_bf16)
 }
 
 int dsv4_fp4_dequant_f32(const dsv4_qweight *q, float *out, dsv4_err *e)

@@ -48,13 +48,13 @@ static inline uint32_t dsv4_round_mag(uint32_t abits, int mbits, int bias)
     return dsv4_rne_shift(sig, (1 - bias - e) + (23 - mbits));
 }
 
-/* float32 bits -> bf16 bits, RNE; NaN becomes the quiet 0x7FC0 with the input's sign. */
+/* float32 bits -> bf16 bits, RNE; NaN becomes the quiet 0x7FC0 with the input's sign. Branch-free
+ * (a + 0x7FFF + lsb never carries out for finite a; a carry past 0x7F7F lands on inf). */
 static inline uint16_t dsv4_bf16_from_bits(uint32_t u)
 {
-    uint32_t sign = (u >> 16) & 0x8000u, a = u & 0x7FFFFFFFu;
-    if (a > 0x7F800000u)
-        return (uint16_t)(sign | 0x7FC0u);
-    return (uint16_t)(sign | dsv4_rne_shift(a, 16)); /* a carry past 0x7F7F lands on inf */
+    uint32_t a = u & 0x7FFFFFFFu, r = (a + 0x7FFFu + ((a >> 16) & 1u)) >> 16;
+    r = a > 0x7F800000u ? 0x7FC0u : r;
+    return (uint16_t)(((u >> 16) & 0x8000u) | r);
 }
 
 #endif
