@@ -1,33 +1,33 @@
 /* CUDA implementation of kernels/dequant.h: FP8-block and FP4-expert dequantization to float32 or
- * bf16 on the GPU. Each thread turns 16 weight bytes into 16 (FP8) or 32 (FP4) outputs under one
- * scale, with 16-byte loads and stores when the row length and pointers allow, and byte loops
- * otherwise. Decoding goes through a shared-memory table and a multiply by the power-of-two scale;
- * bf16 uses the same RNE bit rule as the host (libquant/formats/fp_round.h), so the results equal
- * libquant's bit for bit (NaN bits aside: the GPU's multiply returns its canonical NaN). */
+ * bf16 on the GPU. Each thread turns a chunk of weight bytes (8 for f32 output, 16 for bf16) into
+ * as many (FP8) or twice as many (FP4) outputs under one scale, with vector loads and 16-byte
+ * stores when the row length and pointers allow, and byte loops otherwise. E4M3 is decoded by the hardware e4m3x2 -> f16x2 conversion (exact), E2M1 through a
+ * 16-entry shared table (one bank per entry, so no conflicts); then a multiply by the power-of-two
+ * scale. bf16 uses the same RNE rule as the host (libquant/formats/fp_round.h), so the results
+ * equal libquant's bit for bit (NaN bits aside: the GPU's multiply returns its canonical NaN).
+ * Index arithmetic is 32-bit when the tensor's chunk count allows (64-bit division is slow). */
 extern "C" {
 #include "util/err.h"
 #include "formats/dtype.h"
 }
 #include "dequant.h"
 
+#include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
 
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kChunk = 16; /* weight bytes per thread */
+/* Weight bytes per thread: 16 for bf16 outputs, 8 for f32 (fewer stores per thread, more threads). */
+template <typename T> __host__ __device__ constexpr int chunk() { return sizeof(T) == 4 ? 8 : 16; }
 
-__device__ float e4m3_decode(uint32_t b)
+/* Two e4m3 codes (low byte first) to two floats, exactly, via the hardware conversion to f16. */
+__device__ float2 e4m3x2_decode(uint32_t two)
 {
-    uint32_t sign = (b & 0x80u) << 24, e = (b >> 3) & 0xFu, m = b & 7u;
-    if (e == 0) {
-        float v = (float)m * 0x1p-9f;
-        return sign ? -v : v;
-    }
-    if (e == 15 && m == 7)
-        return __uint_as_float(sign | 0x7FC00000u);
-    return __uint_as_float(sign | ((e + 120u) << 23) | (m << 20));
+    __half2_raw h = __nv_cvt_fp8x2_to_halfraw2((__nv_fp8x2_storage_t)two, __NV_E4M3);
+    return __half22float2(*reinterpret_cast<__half2 *>(&h));
 }
 
 __device__ float e2m1_decode(uint32_t c)
@@ -74,14 +74,20 @@ template <typename T, int N> __device__ void store(T *o, const T (&v)[N], bool v
     }
 }
 
-/* Weight bytes [c0, c0 + n) of a row into b (n <= 16), one 16-byte load when `vec`. */
-__device__ void load16(const uint8_t *w, bool vec, int n, uint8_t (&b)[kChunk])
+/* Weight bytes [c0, c0 + n) of a row into b (n <= C), one C-byte load when `vec`. */
+template <int C> __device__ void load(const uint8_t *w, bool vec, int n, uint8_t (&b)[C])
 {
     if (vec) {
-        uint4 v = *reinterpret_cast<const uint4 *>(w);
-        uint32_t words[4] = {v.x, v.y, v.z, v.w};
+        uint32_t words[C / 4];
+        if constexpr (C == 16) {
+            uint4 v = *reinterpret_cast<const uint4 *>(w);
+            words[0] = v.x, words[1] = v.y, words[2] = v.z, words[3] = v.w;
+        } else {
+            uint2 v = *reinterpret_cast<const uint2 *>(w);
+            words[0] = v.x, words[1] = v.y;
+        }
 #pragma unroll
-        for (int k = 0; k < kChunk; k++)
+        for (int k = 0; k < C; k++)
             b[k] = (uint8_t)(words[k / 4] >> (8 * (k % 4)));
     } else {
         for (int k = 0; k < n; k++)
@@ -89,54 +95,53 @@ __device__ void load16(const uint8_t *w, bool vec, int n, uint8_t (&b)[kChunk])
     }
 }
 
-template <typename T>
+template <typename T, typename I>
 __global__ void fp8_block_kernel(const uint8_t *__restrict__ w, const uint8_t *__restrict__ s,
-                                 T *__restrict__ out, int64_t rows, int64_t cols, int64_t s_cols, bool vec)
+                                 T *__restrict__ out, I rows, I cols, I s_cols, bool vec)
 {
-    __shared__ float lut[256];
-    for (int i = threadIdx.x; i < 256; i += blockDim.x)
-        lut[i] = e4m3_decode((uint32_t)i);
-    __syncthreads();
-    int64_t per_row = (cols + kChunk - 1) / kChunk, total = rows * per_row;
-    for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < total;
-         idx += (int64_t)gridDim.x * blockDim.x) {
-        int64_t r = idx / per_row, c0 = (idx % per_row) * kChunk;
-        int n = (int)(cols - c0 < kChunk ? cols - c0 : kChunk);
+    constexpr int C = chunk<T>();
+    I per_row = (cols + C - 1) / C, total = rows * per_row;
+    for (I idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += gridDim.x * blockDim.x) {
+        I r = idx / per_row, c0 = (idx - r * per_row) * C;
+        int n = (int)(cols - c0 < (I)C ? cols - c0 : (I)C);
         float sc = e8m0_decode(s[(r / DSV4_FP8_BLOCK) * s_cols + c0 / DSV4_FP8_BLOCK]);
-        uint8_t b[kChunk] = {};
-        load16(w + r * cols + c0, vec, n, b);
-        __align__(16) T v[kChunk];
+        uint8_t b[C] = {};
+        load<C>(w + (int64_t)r * cols + c0, vec, n, b);
+        __align__(16) T v[C];
 #pragma unroll
-        for (int k = 0; k < kChunk; k++)
-            v[k] = to_out<T>(lut[b[k]] * sc);
-        store(out + r * cols + c0, v, vec, n);
+        for (int k = 0; k < C; k += 2) {
+            float2 f = e4m3x2_decode(b[k] | (uint32_t)b[k + 1] << 8);
+            v[k] = to_out<T>(f.x * sc);
+            v[k + 1] = to_out<T>(f.y * sc);
+        }
+        store(out + (int64_t)r * cols + c0, v, vec, n);
     }
 }
 
-/* FP4: a chunk is 16 packed bytes, 32 elements, exactly one scale group. */
-template <typename T>
+/* FP4: a chunk of 8 or 16 packed bytes (16 or 32 elements) lies inside one 32-element scale group. */
+template <typename T, typename I>
 __global__ void fp4_kernel(const uint8_t *__restrict__ w, const uint8_t *__restrict__ s,
-                           T *__restrict__ out, int64_t rows, int64_t nb, int64_t s_cols, bool vec)
+                           T *__restrict__ out, I rows, I nb, I s_cols, bool vec)
 {
     __shared__ float lut[16];
     if (threadIdx.x < 16)
         lut[threadIdx.x] = e2m1_decode(threadIdx.x);
     __syncthreads();
-    int64_t per_row = (nb + kChunk - 1) / kChunk, total = rows * per_row;
-    for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < total;
-         idx += (int64_t)gridDim.x * blockDim.x) {
-        int64_t r = idx / per_row, g = idx % per_row, k0 = g * kChunk;
-        int n = (int)(nb - k0 < kChunk ? nb - k0 : kChunk);
-        float sc = e8m0_decode(s[r * s_cols + g]);
-        uint8_t b[kChunk] = {};
-        load16(w + r * nb + k0, vec, n, b);
-        __align__(16) T v[2 * kChunk];
+    constexpr int C = chunk<T>();
+    I per_row = (nb + C - 1) / C, total = rows * per_row;
+    for (I idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += gridDim.x * blockDim.x) {
+        I r = idx / per_row, k0 = (idx - r * per_row) * C;
+        int n = (int)(nb - k0 < (I)C ? nb - k0 : (I)C);
+        float sc = e8m0_decode(s[r * s_cols + k0 / (DSV4_FP4_GROUP / 2)]);
+        uint8_t b[C] = {};
+        load<C>(w + (int64_t)r * nb + k0, vec, n, b);
+        __align__(16) T v[2 * C];
 #pragma unroll
-        for (int k = 0; k < kChunk; k++) {
+        for (int k = 0; k < C; k++) {
             v[2 * k] = to_out<T>(lut[b[k] & 15u] * sc);
             v[2 * k + 1] = to_out<T>(lut[b[k] >> 4] * sc);
         }
-        store(out + r * 2 * nb + 2 * k0, v, vec, 2 * n);
+        store(out + 2 * ((int64_t)r * nb + k0), v, vec, 2 * n);
     }
 }
 
@@ -157,23 +162,39 @@ size_t out_bytes(dsv4_qformat fmt, const dsv4_qweight *q, dsv4_dtype out_t)
     return (size_t)out_elems(fmt, q) * (out_t == DSV4_F32 ? 4 : 2);
 }
 
-/* Launch without checks (shapes already validated). */
+template <typename I>
+void dispatch(dsv4_qformat fmt, const dsv4_qweight *q, dsv4_dtype out_t, void *out, unsigned grid,
+              cudaStream_t st, bool vec)
+{
+    I rows = (I)q->w_rows, cols = (I)q->w_cols, s_cols = (I)q->s_cols;
+    if (fmt == DSV4_QFMT_FP8_BLOCK && out_t == DSV4_F32)
+        fp8_block_kernel<float, I><<<grid, kThreads, 0, st>>>(q->w, q->s, (float *)out, rows, cols, s_cols, vec);
+    else if (fmt == DSV4_QFMT_FP8_BLOCK)
+        fp8_block_kernel<uint16_t, I><<<grid, kThreads, 0, st>>>(q->w, q->s, (uint16_t *)out, rows, cols, s_cols, vec);
+    else if (out_t == DSV4_F32)
+        fp4_kernel<float, I><<<grid, kThreads, 0, st>>>(q->w, q->s, (float *)out, rows, cols, s_cols, vec);
+    else
+        fp4_kernel<uint16_t, I><<<grid, kThreads, 0, st>>>(q->w, q->s, (uint16_t *)out, rows, cols, s_cols, vec);
+}
+
+/* Launch without checks (shapes already validated). Every vector store stays 16-byte aligned when
+ * the row length is a multiple of the chunk and `out` is 16-byte aligned. */
 cudaError_t launch(dsv4_qformat fmt, const dsv4_qweight *q, dsv4_dtype out_t, void *out, cudaStream_t st)
 {
-    int64_t per_row = (q->w_cols + kChunk - 1) / kChunk, total = q->w_rows * per_row;
+    int c = out_t == DSV4_F32 ? chunk<float>() : chunk<uint16_t>();
+    int64_t per_row = (q->w_cols + c - 1) / c, total = q->w_rows * per_row;
     if (total == 0)
         return cudaSuccess;
     int64_t blocks = (total + kThreads - 1) / kThreads;
     unsigned grid = (unsigned)(blocks < 65536 ? blocks : 65536);
-    bool vec = q->w_cols % kChunk == 0 && ((uintptr_t)q->w | (uintptr_t)out) % 16 == 0;
-    if (fmt == DSV4_QFMT_FP8_BLOCK && out_t == DSV4_F32)
-        fp8_block_kernel<float><<<grid, kThreads, 0, st>>>(q->w, q->s, (float *)out, q->w_rows, q->w_cols, q->s_cols, vec);
-    else if (fmt == DSV4_QFMT_FP8_BLOCK)
-        fp8_block_kernel<uint16_t><<<grid, kThreads, 0, st>>>(q->w, q->s, (uint16_t *)out, q->w_rows, q->w_cols, q->s_cols, vec);
-    else if (out_t == DSV4_F32)
-        fp4_kernel<float><<<grid, kThreads, 0, st>>>(q->w, q->s, (float *)out, q->w_rows, q->w_cols, q->s_cols, vec);
+    bool vec = q->w_cols % c == 0 && ((uintptr_t)q->w % c | (uintptr_t)out % 16) == 0;
+    /* 32-bit indices while idx + the grid stride and every element offset stay below 2^31 */
+    bool small = (uint64_t)total + (uint64_t)grid * kThreads < (1u << 31) &&
+                 (uint64_t)q->w_rows * (uint64_t)q->w_cols < (1u << 31);
+    if (small)
+        dispatch<int32_t>(fmt, q, out_t, out, grid, st, vec);
     else
-        fp4_kernel<uint16_t><<<grid, kThreads, 0, st>>>(q->w, q->s, (uint16_t *)out, q->w_rows, q->w_cols, q->s_cols, vec);
+        dispatch<int64_t>(fmt, q, out_t, out, grid, st, vec);
     return cudaGetLastError();
 }
 

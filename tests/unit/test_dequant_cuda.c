@@ -1,6 +1,7 @@
 /* The CUDA dequant kernels against the CPU ones on random inputs (every e4m3 code, every FP4 byte,
  * the fixture's scale range 110..130 and the full 0..254 range), for both output dtypes, on
- * shapes that take the vectorized and the byte paths. Dequant is exact (a code times a power of
+ * shapes that take the vectorized and the byte paths (a thread takes 8 weight bytes for f32
+ * output and 16 for bf16; rows not a multiple of that take the byte path). Dequant is exact (a code times a power of
  * two, then one RNE step for bf16), so the comparison is bit for bit with tolerance 0; only NaN
  * elements (NaN codes) compare as "both NaN", because the GPU's multiply returns its own NaN
  * bits. Device outputs are poisoned with a NaN pattern first, so unwritten elements show.
@@ -14,10 +15,12 @@
 
 static const dq_case cases[] = {
     {DSV4_QFMT_FP8_BLOCK, 1024, 4096, 110, 130}, /* vectorized path */
-    {DSV4_QFMT_FP8_BLOCK, 300, 520, 0, 254},     /* 520 % 16 != 0: byte path, partial blocks */
+    {DSV4_QFMT_FP8_BLOCK, 300, 520, 0, 254},     /* 520 % 16 != 0: bf16 byte path, partial blocks */
+    {DSV4_QFMT_FP8_BLOCK, 70, 100, 0, 254},      /* 100 % 8 != 0: byte path for both outputs */
     {DSV4_QFMT_FP8_BLOCK, 129, 16, 110, 130},
     {DSV4_QFMT_FP4, 512, 2048, 110, 130},        /* vectorized path */
-    {DSV4_QFMT_FP4, 257, 72, 0, 254},            /* byte path, partial group */
+    {DSV4_QFMT_FP4, 257, 72, 0, 254},            /* 72 % 16 != 0: bf16 byte path, partial group */
+    {DSV4_QFMT_FP4, 9, 36, 0, 254},              /* 36 % 8 != 0: byte path for both outputs */
 };
 
 static void run_case(const dq_case *c, dsv4_dtype out_t)
