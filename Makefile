@@ -31,7 +31,7 @@ PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
            -D_GNU_SOURCE -pthread -Ilibquant -Ikernels $(PKG_CFLAGS) $(SANFLAGS) $(EXTRA_CFLAGS)
 LDLIBS  := $(PKG_LIBS) -lm -pthread
-LDFLAGS := $(SANFLAGS)
+LDFLAGS := -Wl,--as-needed $(SANFLAGS)
 
 LIB_SRC  := $(sort $(wildcard libquant/*/*.c) $(wildcard kernels/cpu/*.c))
 CU_SRC   := $(sort $(wildcard kernels/cuda/*.cu))
