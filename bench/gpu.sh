@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# GPU run, on the lent device machine: the CUDA-vs-CPU kernel tests and the GPU benchmarks, with
+# the date and the device at the top of the log. The binaries are built on the development
+# machine (`make`, nvcc present) and carried with their few shared libraries (bench/devlibs.sh),
+# because the device machine has no Debian packages and no network.
+#   bench/gpu.sh [LOG]      (LOG defaults to stdout only)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD="${BUILD:-build}"
+export LD_LIBRARY_PATH="$PWD/.devlibs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+log="${1:-/dev/null}"
+{
+  echo "# dsv4 GPU run"
+  echo "date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "device: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null)"
+  echo "cpu threads: $(nproc)"
+  echo "command: bench/gpu.sh"
+  echo
+  echo "## CUDA kernels vs their CPU references (random inputs)"
+  "$BUILD/tests/unit" cuda dequant_cpu
+  echo
+  echo "## Full test suite on this machine"
+  BUILD="$BUILD" bash tests/run.sh | grep -E '^(FAIL|SKIP)|passed, .* failed'
+  echo
+  echo "## Benchmarks"
+  BUILD="$BUILD" bash bench/run.sh
+} 2>&1 | tee "$log"
