@@ -88,6 +88,11 @@ int dsv4_config_load(const char *path, dsv4_config *c, dsv4_err *e);
  * dsv4_config_parse already calls it; tools that edit a config call it again. */
 int dsv4_config_validate(const dsv4_config *c, dsv4_err *e);
 
+/* Derived sizes (spec/dsv4_architecture.md §1.5): the hyper-connection mixer rows
+ * (2 + hc_mult)·hc_mult (pre, post, comb) and the stream width hc_mult·hidden. */
+static inline int64_t dsv4_config_mix_hc(const dsv4_config *c) { return (2 + c->hc_mult) * c->hc_mult; }
+static inline int64_t dsv4_config_hc_dim(const dsv4_config *c) { return c->hc_mult * c->hidden_size; }
+
 /* Layer id in [0, n_layers + n_mtp). */
 dsv4_attn_type dsv4_config_attn(const dsv4_config *c, int layer);
 /* "sliding_attention" / "compressed_sparse_attention" / "heavily_compressed_attention". */

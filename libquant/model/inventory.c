@@ -109,7 +109,7 @@ static void hc(bld *b, const char *stem, int64_t rows, int64_t scales, dsv4_role
     const dsv4_config *c = b->c;
     char n[64];
     snprintf(n, sizeof n, "%s_fn", stem);
-    add(b, n, DSV4_F32, 2, rows, c->hc_mult * c->hidden_size, role);
+    add(b, n, DSV4_F32, 2, rows, dsv4_config_hc_dim(c), role);
     snprintf(n, sizeof n, "%s_base", stem);
     add(b, n, DSV4_F32, 1, rows, 0, role);
     snprintf(n, sizeof n, "%s_scale", stem);
@@ -175,7 +175,7 @@ static void moe(bld *b, int is_hash)
 static void block(bld *b, int layer)
 {
     const dsv4_config *c = b->c;
-    int64_t d = c->hidden_size, mix = (2 + c->hc_mult) * c->hc_mult;
+    int64_t d = c->hidden_size, mix = dsv4_config_mix_hc(c);
     b->layer = layer;
     add(b, "attn_norm.weight", DSV4_BF16, 1, d, 0, DSV4_ROLE_NORM);
     add(b, "ffn_norm.weight", DSV4_BF16, 1, d, 0, DSV4_ROLE_NORM);

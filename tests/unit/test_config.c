@@ -42,6 +42,8 @@ TEST(config_flash_release_keys)
     CHECK_EQ_INT(c.n_hash_layers, 3);
     CHECK_EQ_INT(c.hc_mult, 4);
     CHECK_EQ_INT(c.hc_sinkhorn_iters, 20);
+    CHECK_EQ_INT(dsv4_config_mix_hc(&c), 24);
+    CHECK_EQ_INT(dsv4_config_hc_dim(&c), 16384);
     CHECK(c.hc_eps == 1e-6 && c.rms_eps == 1e-6);
     CHECK_EQ_INT(c.window, 128);
     CHECK(c.rope_theta == 10000 && c.compress_rope_theta == 160000);
