@@ -105,7 +105,7 @@ FUZZ_LIB_SRC := $(filter-out kernels/%,$(LIB_SRC))
 fuzz: deps
 	@mkdir -p build-fuzz
 	@set -e; for f in $(FUZZ_SRC); do n=$$(basename $$f .c); \
-	  clang $(FUZZ_CFLAGS) $$f $(FUZZ_LIB_SRC) kernels/cpu/*.c $(PKG_LIBS) -lm -o build-fuzz/$$n; \
+	  clang $(FUZZ_CFLAGS) $$f $(FUZZ_LIB_SRC) $(wildcard kernels/cpu/*.c) $(PKG_LIBS) -lm -o build-fuzz/$$n; \
 	  mkdir -p build-fuzz/corpus-$$n; cp tests/fuzz/corpus/$$n/* build-fuzz/corpus-$$n/ 2>/dev/null || true; \
 	  echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
 	  build-fuzz/$$n -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 build-fuzz/corpus-$$n \

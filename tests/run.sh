@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 export BUILD="${BUILD:-build}"
 log=$(mktemp); trap 'rm -f "$log"' EXIT
 status=0
-"$BUILD/tests/unit" "$@" 2>&1 | tee -a "$log" | grep -v '^unit:' || true
-[ "${PIPESTATUS[0]}" -le 1 ] || { echo "FAIL unit-runner (crashed, status ${PIPESTATUS[0]})" | tee -a "$log"; }
+"$BUILD/tests/unit" "$@" 2>&1 | tee -a "$log" | grep -v '^unit:'; st=${PIPESTATUS[0]}
+[ "$st" -le 1 ] || { echo "FAIL unit-runner (crashed, status $st)" | tee -a "$log"; }
 for t in tests/cli/*.sh; do
   [ -e "$t" ] || continue
   if [ $# -gt 0 ] && ! [[ "$t" == *"$1"* ]]; then continue; fi
