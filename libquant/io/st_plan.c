@@ -60,11 +60,19 @@ int dsv4_st_plan_add(dsv4_st_plan *p, const char *name, dsv4_dtype dtype, int nd
             overflow = 1;
         numel *= d;
     }
-    int64_t nb = overflow ? -1 : dsv4_dtype_nbytes(dtype, numel);
+    uint64_t bits = (uint64_t)dsv4_dtype_bits(dtype);
+    if (overflow || numel > UINT64_MAX / bits)
+        return dsv4_fail(e, "tensor '%s': the shape's size in bits overflows 64 bits", name);
+    if (numel * bits % 8)
+        return dsv4_fail(e, "tensor '%s': %llu elements of %s are %llu bits, not a whole number of "
+                         "bytes", name, (unsigned long long)numel, dsv4_dtype_name(dtype),
+                         (unsigned long long)(numel * bits));
+    int64_t nb = dsv4_dtype_nbytes(dtype, numel);
     if (nb < 0)
-        return dsv4_fail(e, "tensor '%s': %llu elements of %s are not a whole number of bytes, or "
-                         "overflow", name, (unsigned long long)numel, dsv4_dtype_name(dtype));
+        return dsv4_fail(e, "tensor '%s': %llu bytes overflow", name, (unsigned long long)(numel * bits / 8));
     t.nbytes = (uint64_t)nb;
+    if (t.nbytes > (uint64_t)INT64_MAX - p->total_bytes)
+        return dsv4_fail(e, "tensor '%s': the checkpoint would exceed 2^63 bytes", name);
     if (p->n == p->cap) {
         size_t cap = p->cap ? 2 * p->cap : 64;
         dsv4_st_plan_tensor *nt = realloc(p->tensors, cap * sizeof *nt);
@@ -76,6 +84,7 @@ int dsv4_st_plan_add(dsv4_st_plan *p, const char *name, dsv4_dtype dtype, int nd
     if (!(t.name = strdup(name)))
         return dsv4_fail_rt(e, "tensor '%s': out of memory", name);
     p->tensors[p->n++] = t;
+    p->total_bytes += t.nbytes;
     return 0;
 }
 
@@ -138,8 +147,9 @@ static int layout_shard(dsv4_st_plan *p, dsv4_st_plan_shard *s, dsv4_err *e)
 }
 
 /* Splits the declaration order into shards: sets each tensor's shard and returns the count. A shard
- * holding no bytes yet takes the next tensor whatever its size, so no shard is only zero-size
- * tensors followed by an empty split. */
+ * that holds no bytes yet takes the next tensor whatever its size. (huggingface_hub instead puts a
+ * tensor larger than the maximum in a shard of its own and keeps filling the current one, which
+ * reorders tensors; here the declaration order is kept.) */
 static size_t assign_shards(dsv4_st_plan *p)
 {
     size_t shard = 0;
@@ -204,7 +214,6 @@ int dsv4_st_plan_finish(dsv4_st_plan *p, dsv4_err *e)
     for (size_t s = 0; s < ns; s++) {
         if (layout_shard(p, &p->shards[s], e))
             return -1;
-        p->total_bytes += p->shards[s].data_bytes;
         p->file_bytes += p->shards[s].file_bytes;
     }
     p->finished = 1;

@@ -58,7 +58,7 @@ typedef struct dsv4_st_plan {
     size_t n_shards;
     dsv4_st_plan_shard *shards;
     int has_index;
-    uint64_t total_bytes;         /* sum of tensor bytes: the index's metadata.total_size */
+    uint64_t total_bytes;         /* sum of tensor bytes (index metadata.total_size), < 2^63 */
     uint64_t file_bytes;          /* sum of shard file sizes */
     int finished;
 } dsv4_st_plan;

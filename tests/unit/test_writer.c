@@ -171,12 +171,14 @@ TEST(writer_plan_refusals_name_the_tensor)
     CHECK_STR_CONTAINS(plan_error("__metadata__", DSV4_U8, 0, NULL), "reserved");
     CHECK_STR_CONTAINS(plan_error("bad\xff", DSV4_U8, 0, NULL), "not valid UTF-8");
     CHECK_STR_CONTAINS(plan_error("f4", DSV4_F4, 1, (int64_t[]){3}),
-                       "tensor 'f4': 3 elements of F4 are not a whole number of bytes");
+                       "tensor 'f4': 3 elements of F4 are 12 bits, not a whole number of bytes");
     CHECK_STR_CONTAINS(plan_error("neg", DSV4_F32, 2, (int64_t[]){2, -1}),
                        "tensor 'neg': shape[1] is -1, expected a non-negative size");
     CHECK_STR_CONTAINS(plan_error("deep", DSV4_F32, 9, (int64_t[]){1, 1, 1, 1, 1, 1, 1, 1, 1}),
                        "tensor 'deep': 9 dimensions, expected 0 to 8");
-    CHECK_STR_CONTAINS(plan_error("huge", DSV4_U64, 2, (int64_t[]){1LL << 40, 1LL << 40}), "overflow");
+    CHECK_STR_CONTAINS(plan_error("huge", DSV4_U64, 2, (int64_t[]){1LL << 40, 1LL << 40}),
+                       "tensor 'huge': the shape's size in bits overflows 64 bits");
+    CHECK_STR_CONTAINS(plan_error("big", DSV4_U64, 1, (int64_t[]){1LL << 60}), "overflows 64 bits");
     dsv4_st_plan p;
     dsv4_err e;
     dsv4_st_plan_init(&p, 0, 0);
