@@ -183,7 +183,8 @@ const char *dsv4_index_lookup(const dsv4_index *ix, const char *name)
 static int cmp_tensor_name(const void *a, const void *b)
 {
     const dsv4_tensor *x = *(const dsv4_tensor *const *)a, *y = *(const dsv4_tensor *const *)b;
-    return strcmp(x->name, y->name);
+    int r = strcmp(x->name, y->name);
+    return r ? r : (x->file > y->file) - (x->file < y->file); /* qsort is not stable */
 }
 
 /* Records an index inconsistency: a problem in lenient mode, an error otherwise. */
@@ -292,7 +293,7 @@ static int check_index(dsv4_ckpt *c, int flags, dsv4_err *e)
     for (size_t i = 0; i < ix->n; i++) {
         const dsv4_tensor *t = dsv4_ckpt_find(c, ix->names[i]);
         if (!t) {
-            if (problem(c, flags, e, "%s/%s: the index lists tensor '%s' in %s, but no shard holds it",
+            if (problem(c, flags, e, "%s/%s: the index lists tensor '%s' in %s, but none of the shards it names holds it",
                         c->dir, DSV4_INDEX_NAME, ix->names[i], ix->files[i]))
                 return -1;
         } else {

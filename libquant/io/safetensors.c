@@ -2,6 +2,7 @@
  * spec/formats_algorithms.md §1). Every refusal names the file and, where there is one, the
  * tensor, and says what was expected. */
 #include "io/safetensors.h"
+#include "io/json_out.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,10 +87,12 @@ static int parse_entry(const char *path, const char *name, json_t *v, uint64_t d
                          name, (unsigned long long)t->begin, (unsigned long long)t->end);
     int64_t want = overflow ? -1 : dsv4_dtype_nbytes(t->dtype, numel);
     char sbuf[256];
+    if (overflow || (want < 0 && numel > UINT64_MAX / 64))
+        return dsv4_fail(e, "%s: tensor '%s': shape %s of %s overflows a 64-bit byte count", path, name,
+                         dsv4_shape_str(t, sbuf, sizeof sbuf), dsv4_dtype_name(t->dtype));
     if (want < 0)
-        return dsv4_fail(e, "%s: tensor '%s': shape %s of %s is not a whole number of bytes or "
-                         "overflows", path, name, dsv4_shape_str(t, sbuf, sizeof sbuf),
-                         dsv4_dtype_name(t->dtype));
+        return dsv4_fail(e, "%s: tensor '%s': shape %s of %s is not a whole number of bytes", path, name,
+                         dsv4_shape_str(t, sbuf, sizeof sbuf), dsv4_dtype_name(t->dtype));
     if ((uint64_t)want != t->end - t->begin)
         return dsv4_fail(e, "%s: tensor '%s': shape %s of %s needs %lld bytes but data_offsets "
                          "[%llu, %llu] span %llu", path, name, dsv4_shape_str(t, sbuf, sizeof sbuf),
@@ -140,6 +143,8 @@ int dsv4_st_parse_header(const char *json, size_t len, uint64_t data_size, const
 {
     memset(out, 0, sizeof *out);
     out->fd = -1;
+    if (!dsv4_utf8_valid(json, len))
+        return dsv4_fail(e, "%s: header is not valid UTF-8", path);
     json_error_t jerr;
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)

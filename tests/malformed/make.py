@@ -53,9 +53,7 @@ def single_files():
          "{M}/bad_json.safetensors: header is not valid JSON (line 1, column 21): "
          "string or '}' expected near '}'")
     st_raw("bad_utf8.safetensors", b'{"a\xff":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}', b"\0")
-    case("bad_utf8.safetensors",
-         "{M}/bad_utf8.safetensors: header is not valid JSON (line 1, column 3): "
-         "unable to decode byte 0xff near '\"a'")
+    case("bad_utf8.safetensors", "{M}/bad_utf8.safetensors: header is not valid UTF-8")
     st_raw("not_object.safetensors", b"[1,2]   ")
     case("not_object.safetensors", "{M}/not_object.safetensors: header does not begin with '{'")
     st_raw("duplicate_key.safetensors",
@@ -101,7 +99,7 @@ def single_files():
          "{M}/negative_shape.safetensors: tensor 'w': shape[0] is not a non-negative integer")
     st("odd_f4.safetensors", {"w": ("F4", [3], [0, 2])}, bytes(2))
     case("odd_f4.safetensors",
-         "{M}/odd_f4.safetensors: tensor 'w': shape [3] of F4 is not a whole number of bytes or overflows")
+         "{M}/odd_f4.safetensors: tensor 'w': shape [3] of F4 is not a whole number of bytes")
     st_raw("extra_key.safetensors",
            header_bytes({"w": {"dtype": "U8", "shape": [1], "data_offsets": [0, 1], "align": 8}}), b"\0")
     case("extra_key.safetensors",
@@ -139,7 +137,7 @@ def index_folders():
     folder("idx_tensor_missing", index({"a": S1, "b": S1, "c": S2}, 8), {S1: (A, bytes(4)), S2: ({"c": ("F32", [1], [0, 4])}, bytes(4))})
     case("idx_tensor_missing",
          "{M}/idx_tensor_missing/model.safetensors.index.json: the index lists tensor 'b' in " + S1 +
-         ", but no shard holds it")
+         ", but none of the shards it names holds it")
     folder("idx_unlisted_tensor", index({"a": S1}, 8), {S1: ({"a": ("F32", [1], [0, 4]), "b": ("F32", [1], [4, 8])}, bytes(8))})
     case("idx_unlisted_tensor",
          "{M}/idx_unlisted_tensor/" + S1 + ": holds tensor 'b', which the index does not list")
@@ -151,11 +149,11 @@ def index_folders():
          "{M}/idx_wrong_shard/model.safetensors.index.json: the index lists tensor 'a' in " + S2 +
          ", but it is stored in " + S1)
     # The index names only the second shard; the first (an orphan, which is opened by no one)
-    # holds 'a'. The reader's message says no shard holds it.
+    # holds 'a'; it is reported as an orphan shard, and 'a' as held by none of the index's shards.
     folder("idx_orphan_holds_tensor", index({"a": S2, "b": S2}, 8), {S1: (A, bytes(4)), S2: (B, bytes(4))})
     case("idx_orphan_holds_tensor",
          "{M}/idx_orphan_holds_tensor/model.safetensors.index.json: the index lists tensor 'a' in " +
-         S2 + ", but no shard holds it")
+         S2 + ", but none of the shards it names holds it")
     folder("idx_total_size", index({"a": S1, "b": S2}, 9), {S1: (A, bytes(4)), S2: (B, bytes(4))})
     case("idx_total_size",
          "{M}/idx_total_size/model.safetensors.index.json: metadata.total_size is 9 but the shards "
