@@ -1,6 +1,7 @@
 /* Sharded checkpoint opening and index validation (see checkpoint.h, spec/formats_algorithms.md
  * §1.5). */
 #include "io/checkpoint.h"
+#include "util/sorted.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -164,20 +165,15 @@ void dsv4_index_free(dsv4_index *ix)
     memset(ix, 0, sizeof *ix);
 }
 
+static const char *index_name_at(const void *ctx, size_t i)
+{
+    return ((const dsv4_index *)ctx)->names[i];
+}
+
 const char *dsv4_index_lookup(const dsv4_index *ix, const char *name)
 {
-    size_t lo = 0, hi = ix->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(ix->names[mid], name);
-        if (!c)
-            return ix->files[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    size_t i = dsv4_find_name(ix->n, index_name_at, ix, name);
+    return i == DSV4_NOT_FOUND ? NULL : ix->files[i];
 }
 
 static int cmp_tensor_name(const void *a, const void *b)
@@ -423,20 +419,15 @@ void dsv4_ckpt_close(dsv4_ckpt *c)
     memset(c, 0, sizeof *c);
 }
 
+static const char *ckpt_name_at(const void *ctx, size_t i)
+{
+    return ((const dsv4_ckpt *)ctx)->by_name[i]->name;
+}
+
 const dsv4_tensor *dsv4_ckpt_find(const dsv4_ckpt *c, const char *name)
 {
-    size_t lo = 0, hi = c->n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int r = strcmp(c->by_name[mid]->name, name);
-        if (!r)
-            return c->by_name[mid];
-        if (r < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    size_t i = dsv4_find_name(c->n, ckpt_name_at, c, name);
+    return i == DSV4_NOT_FOUND ? NULL : c->by_name[i];
 }
 
 const char *dsv4_ckpt_file_of(const dsv4_ckpt *c, const dsv4_tensor *t)

@@ -1,5 +1,6 @@
 /* Shard assignment, in-shard ordering and header rendering (see st_plan.h). */
 #include "io/st_plan.h"
+#include "util/sorted.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,18 +221,14 @@ int dsv4_st_plan_finish(dsv4_st_plan *p, dsv4_err *e)
     return 0;
 }
 
+static const char *plan_name_at(const void *ctx, size_t i)
+{
+    const dsv4_st_plan *p = ctx;
+    return p->tensors[p->by_name[i]].name;
+}
+
 long dsv4_st_plan_find(const dsv4_st_plan *p, const char *name)
 {
-    size_t lo = 0, hi = p->finished ? p->n : 0;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        int c = strcmp(p->tensors[p->by_name[mid]].name, name);
-        if (!c)
-            return (long)p->by_name[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return -1;
+    size_t i = dsv4_find_name(p->finished ? p->n : 0, plan_name_at, p, name);
+    return i == DSV4_NOT_FOUND ? -1 : (long)p->by_name[i];
 }

@@ -3,6 +3,7 @@
  * mixers, attention and MoE; a non-zero compress ratio adds a compressor (two series, overlapped,
  * when the ratio is exactly 4), and a ratio of 4 adds the indexer with its own compressor. */
 #include "model/inventory.h"
+#include "util/sorted.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -284,21 +285,16 @@ void dsv4_inventory_free(dsv4_inventory *inv)
     memset(inv, 0, sizeof *inv);
 }
 
+static const char *inv_name_at(const void *ctx, size_t i)
+{
+    const dsv4_inventory *inv = ctx;
+    return inv->t[inv->by_name[i]].name;
+}
+
 const dsv4_inv_tensor *dsv4_inventory_find(const dsv4_inventory *inv, const char *name)
 {
-    size_t lo = 0, hi = inv->n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const dsv4_inv_tensor *t = &inv->t[inv->by_name[mid]];
-        int r = strcmp(t->name, name);
-        if (r == 0)
-            return t;
-        if (r < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    size_t i = dsv4_find_name(inv->n, inv_name_at, inv, name);
+    return i == DSV4_NOT_FOUND ? NULL : &inv->t[inv->by_name[i]];
 }
 
 static const char *const ROLE_NAMES[DSV4_ROLE_COUNT] = {
