@@ -20,6 +20,13 @@ log="${1:-/dev/null}"
   echo "## CUDA kernels vs their CPU references (random inputs)"
   "$BUILD/tests/unit" cuda dequant_cpu
   echo
+  echo "## dsv4-inspect --tensor: CUDA dequantization gives the CPU's statistics and checksum"
+  for t in layers.1.attn.wq_b.weight layers.3.ffn.experts.7.w1.weight mtp.0.ffn.experts.15.w2.weight; do
+    cpu=$("$BUILD/bin/dsv4-inspect" --json --device cpu --tensor "$t" fixtures/dsv4-tiny | grep -v '"device"')
+    gpu=$("$BUILD/bin/dsv4-inspect" --json --device cuda --tensor "$t" fixtures/dsv4-tiny | grep -v '"device"')
+    if [ -n "$cpu" ] && [ "$cpu" = "$gpu" ]; then echo "PASS inspect_cuda_equals_cpu $t"; else echo "FAIL inspect_cuda_equals_cpu $t"; fi
+  done
+  echo
   echo "## Full test suite on this machine"
   BUILD="$BUILD" bash tests/run.sh | grep -E '^(FAIL|SKIP)|passed, .* failed'
   echo
