@@ -26,11 +26,13 @@ endif
 CC      ?= gcc
 OPT     ?= -O2
 PKGS    := jansson libxxhash yaml-0.1 lapacke openblas
-PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CFLAGS  := -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
+# Evaluated when used (`=`), not when the Makefile is read: on a fresh machine the `deps` step
+# installs the packages first, and every compile and link is ordered after it.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS   = -std=c11 $(OPT) -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter \
            -D_GNU_SOURCE -pthread -Ilibquant -Ikernels $(PKG_CFLAGS) $(SANFLAGS) $(EXTRA_CFLAGS)
-LDLIBS  := $(PKG_LIBS) -lm -pthread
+LDLIBS   = $(PKG_LIBS) -lm -pthread
 LDFLAGS := -Wl,--as-needed $(SANFLAGS)
 
 LIB_SRC  := $(sort $(wildcard libquant/*/*.c) $(wildcard kernels/cpu/*.c))
@@ -66,11 +68,11 @@ all: deps $(LIBQ) $(TOOLS) $(TESTBIN) $(BENCHES)
 deps:
 	@pkg-config --exists $(PKGS) || bash scripts/install-deps.sh
 
-$(BUILD)/obj/%.o: %.c
+$(BUILD)/obj/%.o: %.c | deps
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/obj/%.o: %.cu
+$(BUILD)/obj/%.o: %.cu | deps
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVFLAGS) -MMD -MP -c $< -o $@
 
@@ -99,7 +101,7 @@ bench: all
 
 # libFuzzer harnesses (clang). Each runs FUZZ_SECONDS and fails on any crash, leak or sanitizer report.
 FUZZ_SECONDS ?= 60
-FUZZ_CFLAGS := -std=c11 -O1 -g -D_GNU_SOURCE -pthread -Ilibquant -Ikernels $(PKG_CFLAGS) \
+FUZZ_CFLAGS = -std=c11 -O1 -g -D_GNU_SOURCE -pthread -Ilibquant -Ikernels $(PKG_CFLAGS) \
                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_LIB_SRC := $(filter-out kernels/%,$(LIB_SRC))
 fuzz: deps
