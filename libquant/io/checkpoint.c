@@ -1,11 +1,11 @@
 /* Sharded checkpoint opening and index validation (see checkpoint.h, spec/formats_algorithms.md
  * §1.5). */
 #include "io/checkpoint.h"
+#include "util/json_in.h"
 #include "util/sorted.h"
 
 #include <dirent.h>
 #include <errno.h>
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,11 +69,9 @@ static int valid_shard_name(const char *s)
 int dsv4_index_parse(const char *json, size_t len, const char *path, dsv4_index *out, dsv4_err *e)
 {
     memset(out, 0, sizeof *out);
-    json_error_t jerr;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = dsv4_json_parse(json, len, path, NULL, e);
     if (!root)
-        return dsv4_fail(e, "%s: not valid JSON (line %d, column %d): %s", path, jerr.line,
-                         jerr.column, jerr.text);
+        return -1;
     int rc = -1;
     json_t *wm = json_object_get(root, "weight_map"), *md = json_object_get(root, "metadata");
     if (!json_is_object(root) || !json_is_object(wm)) {

@@ -1,7 +1,7 @@
 /* Manifest rendering, parsing and checking (see manifest.h). */
 #include "io/manifest.h"
+#include "util/json_in.h"
 
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -116,11 +116,9 @@ static int cmp_entry(const void *a, const void *b)
 int dsv4_manifest_parse(const char *json, size_t len, const char *path, dsv4_manifest *m, dsv4_err *e)
 {
     memset(m, 0, sizeof *m);
-    json_error_t jerr;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = dsv4_json_parse(json, len, path, NULL, e);
     if (!root)
-        return dsv4_fail(e, "%s: not valid JSON (line %d, column %d): %s", path, jerr.line,
-                         jerr.column, jerr.text);
+        return -1;
     int rc = -1;
     json_t *fmt = json_object_get(root, "format"), *hash = json_object_get(root, "hash"),
            *ts = json_object_get(root, "total_size"), *tensors = json_object_get(root, "tensors");

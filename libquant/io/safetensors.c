@@ -2,11 +2,11 @@
  * spec/formats_algorithms.md §1). Every refusal names the file and, where there is one, the
  * tensor, and says what was expected. */
 #include "io/safetensors.h"
+#include "util/json_in.h"
 #include "io/json_out.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,11 +145,9 @@ int dsv4_st_parse_header(const char *json, size_t len, uint64_t data_size, const
     out->fd = -1;
     if (!dsv4_utf8_valid(json, len))
         return dsv4_fail(e, "%s: header is not valid UTF-8", path);
-    json_error_t jerr;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = dsv4_json_parse(json, len, path, "header", e);
     if (!root)
-        return dsv4_fail(e, "%s: header is not valid JSON (line %d, column %d): %s", path, jerr.line,
-                         jerr.column, jerr.text);
+        return -1;
     int rc = -1;
     if (!json_is_object(root)) {
         dsv4_fail(e, "%s: header is not a JSON object", path);

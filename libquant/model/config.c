@@ -1,6 +1,7 @@
 /* config.json parsing (see config.h). Required keys are those that shape tensors or whose default
  * differs between DeepSeek's reference and transformers; the others take transformers' defaults. */
 #include "model/config.h"
+#include "util/json_in.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,11 +151,9 @@ int dsv4_config_parse(const char *json, size_t len, const char *path, dsv4_confi
     memset(c, 0, sizeof *c);
     snprintf(c->path, sizeof c->path, "%s", path ? path : "config.json");
     dsv4_jctx j = {c->path, e};
-    json_error_t jerr;
-    json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *root = dsv4_json_parse(json, len, c->path, NULL, e);
     if (!root)
-        return dsv4_fail(e, "%s: not valid JSON (line %d, column %d): %s", c->path, jerr.line, jerr.column,
-                         jerr.text);
+        return -1;
     int rc = -1;
     if (!json_is_object(root)) {
         dsv4_fail(e, "%s: expected a JSON object of model settings", c->path);

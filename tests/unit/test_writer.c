@@ -11,19 +11,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* "dir/name" in one of 8 rotating buffers (so results can be nested). */
-static char *join(const char *dir, const char *name)
-{
-    static char buf[8][1024];
-    static int slot;
-    char tmp[1024];
-    if (snprintf(tmp, sizeof tmp, "%s/%s", dir, name) >= (int)sizeof tmp)
-        th_fail(__FILE__, __LINE__, "path too long: %s/%s", dir, name);
-    char *b = buf[slot++ % 8];
-    memcpy(b, tmp, sizeof tmp);
-    return b;
-}
-
 static int exists(const char *p)
 {
     struct stat st;
@@ -63,13 +50,13 @@ TEST(writer_header_matches_spec_6_5)
     CHECK_EQ_INT(p.shards[0].file_bytes, 484);
     CHECK_EQ_INT(p.tensors[0].file_offset, 8 + 328 + 144);
 
-    const char *out = join(th_tmpdir(), "ckpt");
+    const char *out = tw_join(th_tmpdir(), "ckpt");
     uint8_t shape_bytes[16] = {2, 0, 0, 0, 0, 0, 0, 0, 128};
     uint8_t packed[128], scale[4] = {0x89, 0x3e, 0x80, 0x3f};
     tw_pattern(packed, sizeof packed, 1);
     const void *data[3] = {scale, packed, shape_bytes};
     REQUIRE(dsv4_st_write_all(&p, out, data, &e) == 0);
-    FILE *f = fopen(join(out, "model.safetensors"), "rb");
+    FILE *f = fopen(tw_join(out, "model.safetensors"), "rb");
     REQUIRE(f);
     uint8_t file[600];
     size_t n = fread(file, 1, sizeof file, f);
@@ -79,7 +66,7 @@ TEST(writer_header_matches_spec_6_5)
     CHECK(!memcmp(file + 8, want, 328));
     CHECK(!memcmp(file + 336, shape_bytes, 16));
     CHECK(!memcmp(file + 480, scale, 4));
-    CHECK(!exists(join(out, DSV4_INDEX_NAME)));
+    CHECK(!exists(tw_join(out, DSV4_INDEX_NAME)));
     dsv4_st_plan_free(&p);
 }
 
@@ -329,7 +316,7 @@ TEST(writer_roundtrip_every_dtype_sharded)
     make_model(&m, 600, 4);
     REQUIRE(th_failures() == 0);
     CHECK(m.plan.n_shards > 3);
-    const char *out = join(th_tmpdir(), "out");
+    const char *out = tw_join(th_tmpdir(), "out");
     dsv4_err e;
     /* Fill in reverse declaration order: order is free. */
     dsv4_st_writer *w;
@@ -350,13 +337,13 @@ TEST(writer_roundtrip_single_file)
     make_model(&m, 0, 2);
     REQUIRE(th_failures() == 0);
     CHECK_EQ_INT(m.plan.n_shards, 1);
-    const char *out = join(th_tmpdir(), "one");
+    const char *out = tw_join(th_tmpdir(), "one");
     dsv4_err e;
     int rc = dsv4_st_write_all(&m.plan, out, (const void *const *)m.data, &e);
     CHECK_MSG(rc == 0, "%s", e.msg);
-    CHECK(exists(join(out, "model.safetensors")));
-    CHECK(!exists(join(out, DSV4_INDEX_NAME)));
-    CHECK(exists(join(out, DSV4_MANIFEST_NAME)));
+    CHECK(exists(tw_join(out, "model.safetensors")));
+    CHECK(!exists(tw_join(out, DSV4_INDEX_NAME)));
+    CHECK(exists(tw_join(out, DSV4_MANIFEST_NAME)));
     check_roundtrip(&m, out);
     free_model(&m);
 }
@@ -379,8 +366,8 @@ TEST(writer_output_is_deterministic)
         snprintf(pb, sizeof pb, "%s/%s", b, m.plan.shards[s].name);
         CHECK_MSG(tw_same_file(pa, pb), "%s differs", m.plan.shards[s].name);
     }
-    CHECK(tw_same_file(join(a, DSV4_INDEX_NAME), join(b, DSV4_INDEX_NAME)));
-    CHECK(tw_same_file(join(a, DSV4_MANIFEST_NAME), join(b, DSV4_MANIFEST_NAME)));
+    CHECK(tw_same_file(tw_join(a, DSV4_INDEX_NAME), tw_join(b, DSV4_INDEX_NAME)));
+    CHECK(tw_same_file(tw_join(a, DSV4_MANIFEST_NAME), tw_join(b, DSV4_MANIFEST_NAME)));
     /* Nothing else in the folder: shards, index, manifest. */
     CHECK_EQ_INT(tw_count_prefix(a, ""), (int)m.plan.n_shards + 2 + 2);
     free_model(&m);
@@ -418,7 +405,7 @@ TEST(writer_two_threads_fill_distinct_tensors)
     model m;
     make_model(&m, 300, 6);
     REQUIRE(th_failures() == 0);
-    const char *out = join(th_tmpdir(), "mt");
+    const char *out = tw_join(th_tmpdir(), "mt");
     dsv4_err e;
     dsv4_st_writer *w;
     REQUIRE(dsv4_st_writer_open(&w, &m.plan, out, NULL, &e) == 0);
@@ -439,7 +426,7 @@ TEST(writer_two_threads_fill_distinct_tensors)
 TEST(writer_failures_leave_no_output)
 {
     const char *dir = th_tmpdir();
-    const char *out = join(dir, "x");
+    const char *out = tw_join(dir, "x");
     dsv4_st_plan p;
     dsv4_err e;
     dsv4_st_plan_init(&p, 8, 0);
@@ -499,7 +486,7 @@ TEST(writer_empty_plan_writes_an_empty_file)
     /* safetensors 0.8.0 serialize({}, {"format": "pt"}): 32 bytes, no padding needed. */
     CHECK(!strcmp(p.shards[0].header, "{\"__metadata__\":{\"format\":\"pt\"}}"));
     CHECK_EQ_INT(p.shards[0].file_bytes, 40);
-    const char *out = join(th_tmpdir(), "empty");
+    const char *out = tw_join(th_tmpdir(), "empty");
     REQUIRE(dsv4_st_write_all(&p, out, NULL, &e) == 0);
     int rc = tw_verify_dir(out, &e);
     CHECK_MSG(rc == 0, "%s", e.msg);
@@ -532,7 +519,7 @@ TEST(writer_reports_progress_in_order)
     events v = {0};
     dsv4_st_write_opts o = {.progress = record, .progress_ctx = &v};
     dsv4_st_writer *w;
-    REQUIRE(dsv4_st_writer_open(&w, &p, join(th_tmpdir(), "ev"), &o, &e) == 0);
+    REQUIRE(dsv4_st_writer_open(&w, &p, tw_join(th_tmpdir(), "ev"), &o, &e) == 0);
     float x = 1;
     REQUIRE(dsv4_st_writer_put(w, 0, &x, 4, &e) == 0);
     REQUIRE(dsv4_st_writer_put(w, 1, &x, 4, &e) == 0);

@@ -1,5 +1,6 @@
 /* Shared writer-test helpers (see test_writer_util.h). */
 #include "test_writer_util.h"
+#include "harness.h"
 
 #include <dirent.h>
 #include <stdio.h>
@@ -71,4 +72,16 @@ int tw_verify_dir(const char *dir, dsv4_err *e)
         rc = dsv4_fail(e, "%s: %s", dir, c.problems[0]);
     dsv4_ckpt_close(&c);
     return rc;
+}
+
+char *tw_join(const char *dir, const char *name)
+{
+    static char buf[8][1024];
+    static int slot;
+    char tmp[1024];
+    if (snprintf(tmp, sizeof tmp, "%s/%s", dir, name) >= (int)sizeof tmp)
+        th_fail(__FILE__, __LINE__, "path too long: %s/%s", dir, name);
+    char *b = buf[slot++ % 8];
+    memcpy(b, tmp, sizeof tmp);
+    return b;
 }

@@ -8,6 +8,8 @@
 
 #include "util/err.h"
 
+/* "dir/name" in one of 8 rotating buffers (so results can be nested). */
+char *tw_join(const char *dir, const char *name);
 /* Fills dst with bytes determined by (seed, n) alone (splitmix64). */
 void tw_pattern(uint8_t *dst, uint64_t n, uint64_t seed);
 /* Entries of `dir` whose name starts with `prefix` (-1 when the folder cannot be read). */
