@@ -304,3 +304,12 @@ int dsv4_st_write_all(const dsv4_st_plan *plan, const char *out, const void *con
         }
     return dsv4_st_writer_close(w, e);
 }
+
+int dsv4_st_writer_add_file(dsv4_st_writer *w, const char *name, const void *buf, size_t n, dsv4_err *e)
+{
+    if (!*name || strchr(name, '/') || name[0] == '.')
+        return dsv4_fail(e, "%s: '%s' is not a plain file name", w->dir.path, name);
+    char path[8192];
+    snprintf(path, sizeof path, "%s/%s", w->dir.tmp, name);
+    return dsv4_atomic_write(path, buf, n, e);
+}

@@ -56,6 +56,10 @@ int dsv4_st_writer_end(dsv4_st_writer *w, size_t i, dsv4_err *e);
 /* Copies `n` bytes (which must equal the tensor's size) into tensor `i`. */
 int dsv4_st_writer_put(dsv4_st_writer *w, size_t i, const void *src, uint64_t n, dsv4_err *e);
 
+/* Adds a non-tensor file (config.json, tokenizer files) to the output folder, written atomically
+ * into the temporary folder so it appears with the rest at close. `name` is a plain file name. */
+int dsv4_st_writer_add_file(dsv4_st_writer *w, const char *name, const void *buf, size_t n, dsv4_err *e);
+
 /* Checks every tensor was filled, writes index and manifest, and moves the folder into place.
  * Frees `w` whatever the outcome; on failure nothing is left at `out`. */
 int dsv4_st_writer_close(dsv4_st_writer *w, dsv4_err *e);

@@ -1,4 +1,4 @@
-/* Recipes: which scheme each weight of the release gets. Our own YAML schema (recipes/*.yaml,
+/* Recipes: which scheme each weight of the release gets. Our own YAML schema (recipes/NAME.yaml,
  * documented in recipes/README.md) and llm-compressor's recipe.yaml (GPTQModifier /
  * QuantizationModifier with config_groups or a preset scheme, targets, ignore,
  * dampening_frac) both load into one dsv4_recipe. Errors name the file, line and column. */

@@ -1,0 +1,267 @@
+/* The conversion runner (see convert.h): plan → writer plan, a thread pool over the jobs, the
+ * carried files, config.json and dsv4-quant-report.json, then the atomic close. */
+#include "artifact/convert.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "artifact/convert_job.h"
+#include "io/checkpoint.h"
+#include "io/st_write.h"
+
+const char *const dsv4_carried_files[] = {"tokenizer.json",          "tokenizer_config.json",
+                                          "generation_config.json",  "special_tokens_map.json",
+                                          "tokenizer.model",         "chat_template.jinja",
+                                          NULL};
+
+uint64_t dsv4_plan_out_bytes(const dsv4_plan_out *o)
+{
+    uint64_t n = 1;
+    for (int i = 0; i < o->ndim; i++)
+        n *= (uint64_t)o->shape[i];
+    int64_t b = dsv4_dtype_nbytes(o->dtype, n);
+    return b < 0 ? 0 : (uint64_t)b;
+}
+
+static int group_size(const dsv4_recipe *r, const dsv4_plan_job *j)
+{
+    if (j->group >= 0 && (size_t)j->group < r->n_groups && r->groups[j->group].group_size > 0)
+        return r->groups[j->group].group_size;
+    return 128;
+}
+
+typedef struct pool {
+    const dsv4_plan *p;
+    const dsv4_recipe *r;
+    dsv4_st_writer *w;
+    size_t *first_out;          /* writer tensor index of each job's out[0] */
+    size_t next;                /* next job to take */
+    size_t done;
+    uint64_t bytes_done;
+    int failed, progress;
+    dsv4_err err;               /* the first failure */
+    json_t *inexact;
+    pthread_mutex_t mu;
+    struct timespec t0;
+} pool;
+
+static double since(const struct timespec *t0)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
+}
+
+static void report_job(pool *P, const dsv4_plan_job *j, const dsv4_job_report *rep)
+{
+    pthread_mutex_lock(&P->mu);
+    P->done++;
+    for (int k = 0; k < j->n_out; k++)
+        P->bytes_done += dsv4_plan_out_bytes(&j->out[k]);
+    if (!rep->exact)
+        json_array_append_new(P->inexact, json_pack("{s:s,s:s,s:I,s:f}", "tensor", j->out[0].name, "job",
+                                                    dsv4_job_kind_name(j->kind), "values",
+                                                    (json_int_t)rep->inexact, "max_abs_err", rep->max_abs_err));
+    if (P->progress && (P->done % 64 == 0 || P->done == P->p->n)) {
+        double s = since(&P->t0);
+        fprintf(stderr, "\rdsv4-quant: %zu/%zu jobs, %.2f GB written, %.2f GB/s   ", P->done, P->p->n,
+                (double)P->bytes_done / 1e9, s > 0 ? (double)P->bytes_done / 1e9 / s : 0.0);
+        if (P->done == P->p->n)
+            fputc('\n', stderr);
+    }
+    pthread_mutex_unlock(&P->mu);
+}
+
+static void *worker(void *arg)
+{
+    pool *P = arg;
+    for (;;) {
+        pthread_mutex_lock(&P->mu);
+        size_t i = P->failed ? P->p->n : P->next++;
+        pthread_mutex_unlock(&P->mu);
+        if (i >= P->p->n)
+            return NULL;
+        const dsv4_plan_job *j = &P->p->jobs[i];
+        uint8_t *dst[3] = {NULL, NULL, NULL};
+        dsv4_err e = {{0}, 0};
+        dsv4_job_report rep;
+        int rc = 0;
+        for (int k = 0; k < j->n_out && rc == 0; k++)
+            rc = dsv4_st_writer_begin(P->w, P->first_out[i] + (size_t)k, &dst[k], &e);
+        if (rc == 0)
+            rc = dsv4_job_run(j, group_size(P->r, j), dst, &rep, &e);
+        for (int k = 0; k < j->n_out && rc == 0; k++)
+            rc = dsv4_st_writer_end(P->w, P->first_out[i] + (size_t)k, &e);
+        if (rc) {
+            pthread_mutex_lock(&P->mu);
+            if (!P->failed) {
+                P->failed = 1;
+                P->err = e;
+            }
+            pthread_mutex_unlock(&P->mu);
+            return NULL;
+        }
+        report_job(P, j, &rep);
+    }
+}
+
+static int default_threads(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+/* Copies the tokenizer and generation files that exist in src_dir. */
+static int add_carried(dsv4_st_writer *w, const char *src_dir, dsv4_err *e)
+{
+    for (int i = 0; dsv4_carried_files[i]; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", src_dir, dsv4_carried_files[i]);
+        if (access(path, F_OK) != 0)
+            continue;
+        char *buf;
+        size_t n;
+        if (dsv4_read_file(path, 1u << 30, &buf, &n, e))
+            return -1;
+        int rc = dsv4_st_writer_add_file(w, dsv4_carried_files[i], buf, n, e);
+        free(buf);
+        if (rc)
+            return -1;
+    }
+    return 0;
+}
+
+static int add_json(dsv4_st_writer *w, const char *name, const json_t *j, dsv4_err *e)
+{
+    char *s = json_dumps(j, JSON_INDENT(2));
+    if (!s)
+        return dsv4_fail_rt(e, "out of memory rendering %s", name);
+    size_t n = strlen(s);
+    char *t = realloc(s, n + 2);
+    if (!t) {
+        free(s);
+        return dsv4_fail_rt(e, "out of memory rendering %s", name);
+    }
+    t[n] = '\n';
+    int rc = dsv4_st_writer_add_file(w, name, t, n + 1, e);
+    free(t);
+    return rc;
+}
+
+int dsv4_convert_run(const char *src_dir, const dsv4_plan *p, const dsv4_recipe *r, const char *out,
+                     const dsv4_convert_opts *o, dsv4_convert_stats *st, dsv4_err *e)
+{
+    memset(st, 0, sizeof *st);
+    dsv4_st_plan sp;
+    dsv4_st_plan_init(&sp, r->max_shard_bytes, DSV4_ST_ALWAYS_INDEX);
+    size_t *first = calloc(p->n + 1, sizeof *first), nt = 0;
+    if (!first)
+        return dsv4_fail_rt(e, "out of memory");
+    for (size_t i = 0; i < p->n; i++) {
+        first[i] = nt;
+        for (int k = 0; k < p->jobs[i].n_out; k++, nt++) {
+            const dsv4_plan_out *po = &p->jobs[i].out[k];
+            if (dsv4_st_plan_add(&sp, po->name, po->dtype, po->ndim, po->shape, e))
+                goto fail_plan;
+        }
+    }
+    if (dsv4_st_plan_finish(&sp, e))
+        goto fail_plan;
+    pool P = {.p = p, .r = r, .first_out = first, .progress = o && o->progress, .inexact = json_array()};
+    pthread_mutex_init(&P.mu, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &P.t0);
+    if (dsv4_st_writer_open(&P.w, &sp, out, NULL, e)) {
+        json_decref(P.inexact);
+        goto fail_plan;
+    }
+    int threads = o && o->threads > 0 ? o->threads : default_threads();
+    if ((size_t)threads > p->n)
+        threads = p->n ? (int)p->n : 1;
+    pthread_t tid[64];
+    int started = 0;
+    for (; started < threads && started < 64; started++)
+        if (pthread_create(&tid[started], NULL, worker, &P))
+            break;
+    if (started == 0)
+        worker(&P);
+    for (int t = 0; t < started; t++)
+        pthread_join(tid[t], NULL);
+    json_t *report = NULL;
+    if (P.failed) {
+        *e = P.err;
+        goto fail_writer;
+    }
+    if (add_carried(P.w, src_dir, e) || add_json(P.w, "config.json", p->config, e))
+        goto fail_writer;
+    report = json_pack("{s:s,s:s,s:s,s:I,s:I,s:O}", "tool", "dsv4-quant", "recipe", r->path, "recipe_xxh3_128",
+                       r->hash, "tensors", (json_int_t)nt, "bytes", (json_int_t)sp.total_bytes, "inexact_conversions",
+                       P.inexact);
+    if (add_json(P.w, "dsv4-quant-report.json", report, e))
+        goto fail_writer;
+    json_decref(report);
+    report = NULL;
+    if (dsv4_st_writer_close(P.w, e)) {
+        P.w = NULL;
+        goto fail_writer;
+    }
+    st->jobs = p->n;
+    st->tensors = nt;
+    st->shards = sp.n_shards;
+    st->out_bytes = sp.total_bytes;
+    st->threads = threads;
+    st->seconds = since(&P.t0);
+    st->inexact = P.inexact;
+    pthread_mutex_destroy(&P.mu);
+    dsv4_st_plan_free(&sp);
+    free(first);
+    return 0;
+fail_writer:
+    json_decref(report);
+    if (P.w)
+        dsv4_st_writer_abort(P.w);
+    json_decref(P.inexact);
+    pthread_mutex_destroy(&P.mu);
+fail_plan:
+    dsv4_st_plan_free(&sp);
+    free(first);
+    return -1;
+}
+
+void dsv4_convert_stats_free(dsv4_convert_stats *st)
+{
+    json_decref(st->inexact);
+    st->inexact = NULL;
+}
+
+int dsv4_convert_one(const dsv4_plan *p, const dsv4_recipe *r, const char *name, uint8_t **bytes,
+                     uint64_t *n, dsv4_err *e)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        const dsv4_plan_job *j = &p->jobs[i];
+        for (int k = 0; k < j->n_out; k++) {
+            if (strcmp(j->out[k].name, name))
+                continue;
+            uint8_t *dst[3] = {NULL, NULL, NULL};
+            int rc = 0;
+            for (int m = 0; m < j->n_out; m++)
+                if (!(dst[m] = malloc(dsv4_plan_out_bytes(&j->out[m]) + 1)))
+                    rc = dsv4_fail_rt(e, "%s: out of memory", name);
+            dsv4_job_report rep;
+            if (rc == 0)
+                rc = dsv4_job_run(j, group_size(r, j), dst, &rep, e);
+            for (int m = 0; m < j->n_out; m++)
+                if (m != k || rc)
+                    free(dst[m]);
+            if (rc)
+                return -1;
+            *bytes = dst[k];
+            *n = dsv4_plan_out_bytes(&j->out[k]);
+            return 0;
+        }
+    }
+    return dsv4_fail(e, "the plan writes no tensor '%s'", name);
+}

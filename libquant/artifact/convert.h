@@ -1,0 +1,42 @@
+/* dsv4-quant's engine: runs an artifact plan (plan.h) into the streaming writer. A pool of
+ * threads takes jobs in order; each reads its source tensors through the checkpoint's mapping
+ * and writes its outputs straight into the mapped shard files, so resident memory is about
+ * threads × the largest job's working set, whatever the model's size. The tokenizer and
+ * generation files, config.json and a conversion report join the tensors in the temporary
+ * folder, which appears at OUT only when complete. */
+#ifndef DSV4_CONVERT_H
+#define DSV4_CONVERT_H
+
+#include <jansson.h>
+
+#include "artifact/plan.h"
+
+typedef struct dsv4_convert_opts {
+    int threads;   /* <= 0: one per core (at most 64) */
+    int progress;  /* progress on stderr (a TTY line that rewrites itself) */
+} dsv4_convert_opts;
+
+typedef struct dsv4_convert_stats {
+    size_t jobs, tensors, shards;
+    uint64_t out_bytes;
+    int threads;
+    double seconds;
+    json_t *inexact; /* conversions meant to be lossless that were not: [{tensor, values, max_abs_err}] */
+} dsv4_convert_stats;
+
+/* The files beside the weights that an artifact carries over unchanged, when the source has them. */
+extern const char *const dsv4_carried_files[];
+
+/* Writes the artifact to `out` (which must not exist). src_dir holds the carried files. */
+int dsv4_convert_run(const char *src_dir, const dsv4_plan *p, const dsv4_recipe *r, const char *out,
+                     const dsv4_convert_opts *o, dsv4_convert_stats *st, dsv4_err *e);
+void dsv4_convert_stats_free(dsv4_convert_stats *st);
+
+/* Regenerates the output tensor `name` in memory (malloc'd into *bytes, *n bytes). */
+int dsv4_convert_one(const dsv4_plan *p, const dsv4_recipe *r, const char *name, uint8_t **bytes,
+                     uint64_t *n, dsv4_err *e);
+
+/* Bytes of one planned output tensor. */
+uint64_t dsv4_plan_out_bytes(const dsv4_plan_out *o);
+
+#endif

@@ -1,0 +1,174 @@
+/* One plan job (plan.h): read the source weight (dequantizing release FP8/FP4 to BF16 when the
+ * scheme needs values), and produce the job's one to three outputs with the packers of
+ * quant/pack.h into caller-provided destinations. */
+#include "artifact/convert_job.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/dequant.h"
+#include "formats/fp.h"
+#include "quant/pack.h"
+
+static dsv4_qweight qweight(const dsv4_tensor *w, const dsv4_tensor *s)
+{
+    dsv4_qweight q = {w->name, w->data, s ? s->data : NULL, w->shape[0], w->ndim > 1 ? w->shape[1] : 1,
+                      s ? s->shape[0] : 0, s && s->ndim > 1 ? s->shape[1] : 1};
+    return q;
+}
+
+static int is_fp4(const dsv4_tensor *w, const dsv4_tensor *s)
+{
+    return s && (w->dtype == DSV4_I8 || w->dtype == DSV4_U8);
+}
+
+/* The job's source weight as BF16 [rows, cols] into dst (rows·cols elements). */
+static int source_bf16(const dsv4_tensor *w, const dsv4_tensor *s, uint16_t *dst, dsv4_err *e)
+{
+    dsv4_qweight q = qweight(w, s);
+    if (w->dtype == DSV4_F8_E4M3 && s)
+        return dsv4_fp8_block_dequant_bf16(&q, dst, e);
+    if (is_fp4(w, s))
+        return dsv4_fp4_dequant_bf16(&q, dst, e);
+    uint64_t n = dsv4_tensor_numel(w);
+    switch (w->dtype) {
+    case DSV4_BF16:
+        memcpy(dst, w->data, n * 2);
+        return 0;
+    case DSV4_F32:
+    case DSV4_F16: {
+        for (uint64_t i = 0; i < n; i++)
+            dst[i] = dsv4_f32_to_bf16(dsv4_decode_elem(w->dtype, w->data, i));
+        return 0;
+    }
+    default:
+        return dsv4_fail(e, "%s: dtype %s cannot be converted to BF16 (expected FP8 with a .scale, FP4 "
+                         "experts, BF16, F16 or F32)", w->name, dsv4_dtype_name(w->dtype));
+    }
+}
+
+static uint16_t *alloc_bf16(int64_t rows, int64_t cols, const char *name, dsv4_err *e)
+{
+    uint16_t *b = malloc((size_t)(rows * cols) * 2 + 2);
+    if (!b)
+        dsv4_fail_rt(e, "%s: out of memory for a %lld x %lld BF16 copy", name, (long long)rows, (long long)cols);
+    return b;
+}
+
+/* NVFP4 global scale that keeps a release FP4 pair exact (a power of two), when one exists. */
+static int nvfp4_exact_scale(const dsv4_plan_job *j, float *gs)
+{
+    const dsv4_tensor *a = j->src[0], *as = j->src[1], *b = j->src[2], *bs = j->src[3];
+    if (!is_fp4(a, as) || (b && !is_fp4(b, bs)))
+        return -1;
+    dsv4_qweight qa = qweight(a, as), qb = b ? qweight(b, bs) : qa;
+    const dsv4_qweight *qs[2] = {&qa, &qb};
+    dsv4_err ignored;
+    return dsv4_nvfp4_mx_global_scale(qs, b ? 2 : 1, gs, &ignored);
+}
+
+/* compressed-tensors' NVFP4 global scale, bf16(2688 / amax), over the fused pair (w holds the
+ * job's own weight as BF16). */
+static int nvfp4_rtn_scale(const dsv4_plan_job *j, const uint16_t *w, float *gs, dsv4_err *e)
+{
+    const dsv4_tensor *b = j->src[2], *bs = j->src[3];
+    float amax = dsv4_bf16_amax(w, (size_t)(j->rows * j->cols));
+    if (b) {
+        uint16_t *pb = alloc_bf16(j->rows, j->cols, b->name, e);
+        if (!pb || source_bf16(b, bs, pb, e)) {
+            free(pb);
+            return -1;
+        }
+        float bmax = dsv4_bf16_amax(pb, (size_t)(j->rows * j->cols));
+        free(pb);
+        if (bmax > amax)
+            amax = bmax;
+    }
+    *gs = dsv4_nvfp4_global_scale(amax);
+    return 0;
+}
+
+int dsv4_job_run(const dsv4_plan_job *j, int group_size, uint8_t *const dst[3], dsv4_job_report *rep,
+                 dsv4_err *e)
+{
+    const dsv4_tensor *w = j->src[0], *s = j->src[1];
+    memset(rep, 0, sizeof *rep);
+    rep->exact = 1;
+    switch (j->kind) {
+    case DSV4_JOB_COPY:
+        memcpy(dst[0], w->data, dsv4_tensor_nbytes(w));
+        return 0;
+    case DSV4_JOB_BF16:
+        return source_bf16(w, s, (uint16_t *)dst[0], e);
+    case DSV4_JOB_FP8_PASS:
+        if (w->dtype != DSV4_F8_E4M3 || !s || s->dtype != DSV4_F8_E8M0)
+            return dsv4_fail(e, "%s: FP8 pass-through needs an F8_E4M3 weight and an F8_E8M0 .scale", w->name);
+        memcpy(dst[0], w->data, dsv4_tensor_nbytes(w));
+        dsv4_e8m0_to_bf16(s->data, dsv4_tensor_numel(s), (uint16_t *)dst[1]);
+        return 0;
+    case DSV4_JOB_FP8_FROM_FP4: {
+        dsv4_qweight q = qweight(w, s);
+        uint64_t ns = (uint64_t)((j->rows + 127) / 128) * (uint64_t)((j->cols + 127) / 128);
+        uint8_t *sc = malloc(ns + 1);
+        dsv4_conv_report cr;
+        if (!sc)
+            return dsv4_fail_rt(e, "%s: out of memory", w->name);
+        int rc = dsv4_fp4_to_fp8_block(&q, dst[0], sc, &cr, e);
+        if (rc == 0)
+            dsv4_e8m0_to_bf16(sc, ns, (uint16_t *)dst[1]);
+        free(sc);
+        rep->exact = cr.exact;
+        rep->inexact = cr.inexact;
+        rep->max_abs_err = cr.max_abs_err;
+        return rc;
+    }
+    default:
+        break;
+    }
+    /* The value-based schemes: INT4, NVFP4, FP8 RTN. */
+    if (j->kind == DSV4_JOB_NVFP4 && is_fp4(w, s)) {
+        float gs;
+        if (nvfp4_exact_scale(j, &gs) == 0) {
+            dsv4_qweight q = qweight(w, s);
+            dsv4_conv_report cr;
+            if (dsv4_nvfp4_from_mxfp4(&q, gs, dst[0], dst[1], &cr, e))
+                return -1;
+            memcpy(dst[2], &gs, 4);
+            rep->exact = cr.exact;
+            rep->inexact = cr.inexact;
+            rep->max_abs_err = cr.max_abs_err;
+            return 0;
+        }
+    }
+    uint16_t *v = alloc_bf16(j->rows, j->cols, w->name, e);
+    if (!v || source_bf16(w, s, v, e)) {
+        free(v);
+        return -1;
+    }
+    int rc;
+    switch (j->kind) {
+    case DSV4_JOB_INT4: {
+        rc = dsv4_int4_rtn(v, j->rows, j->cols, group_size, (int32_t *)dst[0], (uint16_t *)dst[1], e);
+        int64_t shape[2] = {j->rows, j->cols};
+        memcpy(dst[2], shape, sizeof shape);
+        break;
+    }
+    case DSV4_JOB_NVFP4: {
+        float gs = 1.0f;
+        rc = nvfp4_rtn_scale(j, v, &gs, e) ||
+             dsv4_nvfp4_rtn(v, j->rows, j->cols, gs, dst[0], dst[1], e);
+        memcpy(dst[2], &gs, 4);
+        if (rc == 0 && is_fp4(w, s))
+            rep->exact = 0; /* a release FP4 weight whose scales did not fit NVFP4 exactly */
+        break;
+    }
+    case DSV4_JOB_FP8_RTN:
+        rc = dsv4_fp8_block_rtn(v, j->rows, j->cols, dst[0], (uint16_t *)dst[1], e);
+        break;
+    default:
+        rc = dsv4_fail(e, "%s: unknown job kind %d", w->name, (int)j->kind);
+    }
+    free(v);
+    return rc;
+}

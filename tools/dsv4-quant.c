@@ -1,0 +1,242 @@
+/* dsv4-quant: convert a DeepSeek-V4 checkpoint (the release layout, or BF16) into the artifact a
+ * recipe describes, in one streaming pass. --dry-run prints the plan; --compare-tensor
+ * regenerates one tensor and byte-compares it with an existing artifact.
+ * Exit codes: 0 done, 1 runtime failure, 2 bad usage or input (nothing written), 3 a compared
+ * tensor differs. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "artifact/convert.h"
+
+static void usage(FILE *f)
+{
+    fputs("usage: dsv4-quant --recipe RECIPE [--dry-run] [--json] [--threads N] [--quiet]\n"
+          "                  [--compare-tensor NAME] SRC OUT\n"
+          "  SRC                  source checkpoint folder (release layout or BF16) with config.json\n"
+          "  OUT                  artifact folder to create (must not exist); with --compare-tensor, an\n"
+          "                       existing artifact to compare against\n"
+          "  --recipe RECIPE      recipes/w4a16.yaml, nvfp4.yaml, w4a8.yaml, fp8.yaml, bf16.yaml, or an\n"
+          "                       llm-compressor recipe.yaml\n"
+          "  --dry-run            print the plan (every tensor's scheme, bytes, totals, peak memory)\n"
+          "  --json               print the plan or the summary as JSON\n"
+          "  --threads N          worker threads (default: one per core)\n"
+          "  --compare-tensor N   regenerate tensor N and byte-compare it with OUT's\n",
+          f);
+}
+
+static void shape_str(const dsv4_plan_out *o, char *buf, size_t cap)
+{
+    size_t off = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < o->ndim && off < cap; i++)
+        off += (size_t)snprintf(buf + off, cap - off, "%s%lld", i ? ", " : "", (long long)o->shape[i]);
+    if (off < cap)
+        snprintf(buf + off, cap - off, "]");
+}
+
+static int threads_of(int asked)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return asked > 0 ? asked : n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+static json_t *plan_json(const dsv4_plan *p, const dsv4_recipe *r, int threads)
+{
+    json_t *tensors = json_array();
+    size_t n = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        const dsv4_plan_job *j = &p->jobs[i];
+        for (int k = 0; k < j->n_out; k++, n++) {
+            json_t *shape = json_array();
+            for (int d = 0; d < j->out[k].ndim; d++)
+                json_array_append_new(shape, json_integer((json_int_t)j->out[k].shape[d]));
+            json_array_append_new(tensors, json_pack("{s:s,s:s,s:o,s:I,s:s,s:s?}", "name", j->out[k].name, "dtype",
+                                                     dsv4_dtype_name(j->out[k].dtype), "shape", shape, "bytes",
+                                                     (json_int_t)dsv4_plan_out_bytes(&j->out[k]), "job",
+                                                     dsv4_job_kind_name(j->kind), "group",
+                                                     j->group >= 0 ? r->groups[j->group].name : NULL));
+        }
+    }
+    return json_pack("{s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:I,s:o}", "recipe", r->path, "recipe_xxh3_128", r->hash, "jobs",
+                     (json_int_t)p->n, "tensors", (json_int_t)n, "bytes", (json_int_t)p->out_bytes,
+                     "max_shard_bytes", (json_int_t)r->max_shard_bytes, "threads", (json_int_t)threads,
+                     "peak_memory_bytes", (json_int_t)(p->peak_job_bytes * (uint64_t)threads), "tensor_list", tensors);
+}
+
+static void print_plan(const dsv4_plan *p, const dsv4_recipe *r, int threads)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        const dsv4_plan_job *j = &p->jobs[i];
+        for (int k = 0; k < j->n_out; k++, n++) {
+            char shape[64];
+            shape_str(&j->out[k], shape, sizeof shape);
+            printf("%-60s %-8s %-16s %12llu  %s%s%s\n", j->out[k].name, dsv4_dtype_name(j->out[k].dtype), shape,
+                   (unsigned long long)dsv4_plan_out_bytes(&j->out[k]), dsv4_job_kind_name(j->kind),
+                   j->group >= 0 ? " " : "", j->group >= 0 ? r->groups[j->group].name : "");
+        }
+    }
+    printf("plan: %zu tensors from %zu jobs, %llu bytes (%.3f GB) in shards of at most %.3f GB\n", n, p->n,
+           (unsigned long long)p->out_bytes, (double)p->out_bytes / 1e9, (double)r->max_shard_bytes / 1e9);
+    printf("peak memory: about %d threads x %llu bytes per job = %.3f GB (independent of the model's size)\n",
+           threads, (unsigned long long)p->peak_job_bytes, (double)p->peak_job_bytes * threads / 1e9);
+}
+
+/* --compare-tensor: 0 identical, 3 different, -1 error. */
+static int compare_tensor(const dsv4_plan *p, const dsv4_recipe *r, const char *out, const char *name,
+                          dsv4_err *e)
+{
+    dsv4_ckpt a;
+    if (dsv4_ckpt_open(out, 0, &a, e))
+        return -1;
+    const dsv4_tensor *t = dsv4_ckpt_find(&a, name);
+    if (!t) {
+        dsv4_fail(e, "%s: the artifact has no tensor '%s'", out, name);
+        dsv4_ckpt_close(&a);
+        return -1;
+    }
+    uint8_t *bytes;
+    uint64_t n;
+    if (dsv4_convert_one(p, r, name, &bytes, &n, e)) {
+        dsv4_ckpt_close(&a);
+        return -1;
+    }
+    int same = n == dsv4_tensor_nbytes(t) && memcmp(bytes, t->data, n) == 0;
+    uint64_t first = 0;
+    if (!same && n == dsv4_tensor_nbytes(t))
+        while (first < n && bytes[first] == t->data[first])
+            first++;
+    if (same)
+        printf("%s: identical (%llu bytes)\n", name, (unsigned long long)n);
+    else if (n != dsv4_tensor_nbytes(t))
+        printf("%s: DIFFERS: regenerated %llu bytes, artifact holds %llu\n", name, (unsigned long long)n,
+               (unsigned long long)dsv4_tensor_nbytes(t));
+    else
+        printf("%s: DIFFERS from byte %llu of %llu\n", name, (unsigned long long)first, (unsigned long long)n);
+    free(bytes);
+    dsv4_ckpt_close(&a);
+    return same ? 0 : 3;
+}
+
+int main(int argc, char **argv)
+{
+    const char *recipe_path = NULL, *compare = NULL;
+    int dry = 0, json = 0, quiet = 0, threads = 0;
+    static const struct option opts[] = {{"recipe", required_argument, 0, 'r'}, {"dry-run", no_argument, 0, 'n'},
+                                         {"json", no_argument, 0, 'j'},         {"threads", required_argument, 0, 't'},
+                                         {"quiet", no_argument, 0, 'q'},        {"compare-tensor", required_argument, 0, 'c'},
+                                         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'r': recipe_path = optarg; break;
+        case 'n': dry = 1; break;
+        case 'j': json = 1; break;
+        case 'q': quiet = 1; break;
+        case 'c': compare = optarg; break;
+        case 't':
+            threads = atoi(optarg);
+            if (threads < 1 || threads > 64) {
+                fprintf(stderr, "dsv4-quant: --threads takes 1 to 64\n");
+                return 2;
+            }
+            break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!recipe_path || optind != argc - 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *src = argv[optind], *out = argv[optind + 1];
+    dsv4_err e = {{0}, 0};
+    struct stat st;
+    if (!dry && !compare && lstat(out, &st) == 0) {
+        fprintf(stderr, "dsv4-quant: %s already exists; refusing to write over it\n", out);
+        return 2;
+    }
+    dsv4_ckpt c;
+    dsv4_config cfg;
+    dsv4_recipe r;
+    dsv4_plan p;
+    memset(&p, 0, sizeof p);
+    int rc = 0, have_c = 0, have_r = 0;
+    json_t *raw = NULL;
+    char cpath[4096];
+    if (dsv4_ckpt_open(src, 0, &c, &e)) {
+        rc = -1;
+        goto done;
+    }
+    have_c = 1;
+    snprintf(cpath, sizeof cpath, "%s/config.json", c.dir);
+    json_error_t je;
+    if (dsv4_config_load(cpath, &cfg, &e) || !(raw = json_load_file(cpath, 0, &je))) {
+        if (!raw && !e.msg[0])
+            dsv4_fail(&e, "%s: %s", cpath, je.text);
+        rc = -1;
+        goto done;
+    }
+    if (dsv4_recipe_load(recipe_path, &r, &e)) {
+        rc = -1;
+        goto done;
+    }
+    have_r = 1;
+    if (dsv4_plan_build(&c, &cfg, raw, &r, &p, &e)) {
+        rc = -1;
+        goto done;
+    }
+    if (dry) {
+        if (json) {
+            json_t *j = plan_json(&p, &r, threads_of(threads));
+            json_dumpf(j, stdout, JSON_INDENT(2));
+            printf("\n");
+            json_decref(j);
+        } else {
+            print_plan(&p, &r, threads_of(threads));
+        }
+    } else if (compare) {
+        rc = compare_tensor(&p, &r, out, compare, &e);
+    } else {
+        dsv4_convert_opts o = {threads, !quiet && isatty(2)};
+        dsv4_convert_stats s;
+        if (dsv4_convert_run(c.dir, &p, &r, out, &o, &s, &e)) {
+            rc = -1;
+            goto done;
+        }
+        size_t inexact = json_array_size(s.inexact);
+        if (json) {
+            json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:i,s:f,s:O}", "artifact", out, "recipe", r.path, "tensors",
+                                  (json_int_t)s.tensors, "shards", (json_int_t)s.shards, "bytes",
+                                  (json_int_t)s.out_bytes, "threads", s.threads, "seconds", s.seconds,
+                                  "inexact_conversions", s.inexact);
+            json_dumpf(j, stdout, JSON_INDENT(2));
+            printf("\n");
+            json_decref(j);
+        } else if (!quiet) {
+            printf("dsv4-quant: wrote %s: %zu tensors, %zu shards, %llu bytes in %.2f s with %d threads\n", out,
+                   s.tensors, s.shards, (unsigned long long)s.out_bytes, s.seconds, s.threads);
+            for (size_t i = 0; i < inexact; i++) {
+                json_t *x = json_array_get(s.inexact, i);
+                printf("  not exact: %s (%s): %lld values, max abs error %g\n",
+                       json_string_value(json_object_get(x, "tensor")), json_string_value(json_object_get(x, "job")),
+                       (long long)json_integer_value(json_object_get(x, "values")),
+                       json_real_value(json_object_get(x, "max_abs_err")));
+            }
+        }
+        dsv4_convert_stats_free(&s);
+    }
+done:
+    if (rc < 0)
+        fprintf(stderr, "dsv4-quant: %s\n", e.msg);
+    dsv4_plan_free(&p);
+    json_decref(raw);
+    if (have_r)
+        dsv4_recipe_free(&r);
+    if (have_c)
+        dsv4_ckpt_close(&c);
+    return rc < 0 ? (e.code ? e.code : 1) : rc;
+}
