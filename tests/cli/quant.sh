@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# dsv4-quant end to end through the command line: dry run, a conversion, --compare-tensor on the
+# result (identical, then after flipping a byte), and the refusals (output exists, truncated
+# shard, bad recipe), each of which must leave nothing at OUT. PASS/FAIL lines for tests/run.sh.
+set -u
+cd "$(dirname "$0")/../.."
+Q="${BUILD:-build}/bin/dsv4-quant"
+FX=fixtures/dsv4-tiny
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fails=0
+check() { # check NAME EXPECTED_RC PATTERN... -- CMD...
+  local name=$1 want=$2; shift 2
+  local pats=()
+  while [ "$1" != "--" ]; do pats+=("$1"); shift; done; shift
+  local out rc ok=1
+  out=$("$@" 2>&1); rc=$?
+  [ "$rc" -eq "$want" ] || { ok=0; echo "  $name: exit $rc, expected $want"; }
+  for p in "${pats[@]}"; do grep -qE -- "$p" <<<"$out" || { ok=0; echo "  $name: output lacks /$p/"; }; done
+  if [ $ok -eq 1 ]; then echo "PASS quant_$name"; else echo "$out" | tail -15 | sed 's/^/    | /'; echo "FAIL quant_$name"; fails=$((fails+1)); fi
+}
+absent() { # absent NAME PATH: nothing may be left at PATH (nor a temporary sibling)
+  if [ -e "$2" ] || ls -d "$2".tmp-* >/dev/null 2>&1; then echo "FAIL quant_$1 (left $2 behind)"; fails=$((fails+1)); else echo "PASS quant_$1"; fi
+}
+
+check dry_run 0 'layers.0.ffn.experts.0.w1.weight_packed +I32 +\[128, 16\]' 'mtp.0.head.weight' '^plan: [0-9]+ tensors' \
+  '^peak memory' -- "$Q" --recipe recipes/w4a16.yaml --dry-run "$FX" "$tmp/never"
+absent dry_run_writes_nothing "$tmp/never"
+check convert 0 "^dsv4-quant: wrote $tmp/a: [0-9]+ tensors" -- "$Q" --recipe recipes/w4a16.yaml --threads 2 "$FX" "$tmp/a"
+check compare_identical 0 'identical' -- "$Q" --recipe recipes/w4a16.yaml --compare-tensor layers.2.ffn.experts.5.w2.weight_packed "$FX" "$tmp/a"
+cp -r "$tmp/a" "$tmp/b"
+shard=$(ls "$tmp"/b/model-*.safetensors | head -1)
+python3 - "$shard" <<'PY'
+import json, struct, sys
+p = sys.argv[1]; b = bytearray(open(p, 'rb').read()); n = struct.unpack('<Q', b[:8])[0]
+h = json.loads(b[8:8 + n]); name = next(k for k in h if k.endswith('weight_packed'))
+off = 8 + n + h[name]['data_offsets'][0] + 5; b[off] ^= 0x11; open(p, 'wb').write(b); print(name)
+PY
+name=$(python3 - "$shard" <<'PY'
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+print(next(k for k in json.loads(b[8:8 + n]) if k.endswith('weight_packed')))
+PY
+)
+check compare_differs 3 "DIFFERS from byte 5 of" -- "$Q" --recipe recipes/w4a16.yaml --compare-tensor "$name" "$FX" "$tmp/b"
+check output_exists 2 'already exists; refusing' -- "$Q" --recipe recipes/w4a16.yaml "$FX" "$tmp/a"
+mkdir "$tmp/trunc" && cp "$FX"/*.json "$tmp/trunc/" && cp "$FX"/model-00002-of-00002.safetensors "$tmp/trunc/"
+head -c 3000000 "$FX"/model-00001-of-00002.safetensors >"$tmp/trunc/model-00001-of-00002.safetensors"
+check truncated_shard 2 'model-00001-of-00002.safetensors: .*(truncated|past the end)' -- "$Q" --recipe recipes/w4a16.yaml "$tmp/trunc" "$tmp/c"
+absent truncated_leaves_nothing "$tmp/c"
+printf 'groups:\n  - name: experts\n    schem: w4a16\n' >"$tmp/bad.yaml"
+check bad_recipe 2 'bad.yaml.*line 3' -- "$Q" --recipe "$tmp/bad.yaml" "$FX" "$tmp/d"
+absent bad_recipe_leaves_nothing "$tmp/d"
+check usage 2 '^usage: dsv4-quant' -- "$Q" "$FX"
+exit $((fails > 0))
