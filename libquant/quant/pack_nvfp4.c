@@ -2,9 +2,15 @@
  * dequantization, bit for bit as compressed-tensors computes them on its torch path
  * (spec/formats_algorithms.md §2.2, §6.2; compressors/nvfp4, quantization/utils/helpers.py).
  *
- *   gs   = bf16(2688 / max(bf16(amax), 2^-126)), 1.0 when that is not finite
+ *   gs   = bf16(bf16(1 / a) · 2688), a = max(bf16(amax), 2^-126); 1.0 when that is not finite
  *   sc   = e4m3_rne(clamp(f32(gs · bf16(amax_blk / 6)), ±448)), 0 -> 0.125
  *   eff  = f32(sc / gs);  y = clamp(f32(w / eff), ±6);  code = e2m1_rne(y)
+ *
+ * The global scale is generate_gparam's `448 * 6 / amax`: a Python float divided by a BF16 tensor,
+ * which torch evaluates as amax.reciprocal() * 2688 (Tensor.__rtruediv__), so the reciprocal is
+ * rounded to BF16 before the product is. That is not the single rounding bf16(2688 / amax) that
+ * the spec (§2.2) and pack.h's comment state: amax = 7.5 gives 360, not 358 (checked against
+ * compressed-tensors 0.20 by tests/interop); amax = 3 (§6.2) gives 896 either way.
  *
  * Sign rule: cast_to_fp4 multiplies the rounded magnitude by torch.sign(y) and the packer takes
  * torch.signbit, so a negative y that rounds to 0 gives code 0x8, while y = ±0.0 gives 0x0
@@ -18,7 +24,7 @@
 #include "formats/fp.h"
 
 #define NVFP4_BLOCK 16
-#define E4M3_EPS 0x30u /* 0.125: the local scale that replaces 0 */
+#define E4M3_EPS 0x20u /* 0.125 = 2^(4-7): the local scale that replaces 0 */
 
 static int nvfp4_check(int64_t n, int64_t k, float gs, const char *what, dsv4_err *e)
 {
@@ -50,7 +56,8 @@ float dsv4_nvfp4_global_scale(float amax)
     if (isnan(a))
         return 1.0f;
     a = a < 0x1p-126f ? 0x1p-126f : a;
-    float gs = dsv4_bf16_to_f32(dsv4_f32_to_bf16(2688.0f / a));
+    float inv = dsv4_bf16_to_f32(dsv4_f32_to_bf16(1.0f / a));
+    float gs = dsv4_bf16_to_f32(dsv4_f32_to_bf16(inv * 2688.0f));
     return isfinite(gs) ? gs : 1.0f;
 }
 

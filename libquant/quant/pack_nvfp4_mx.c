@@ -93,7 +93,7 @@ static void convert_block(const uint8_t *src, uint8_t s, float gs, uint8_t *dst,
     float L = dsv4_e8m0_to_f32(s) * gs;
     uint8_t cand = dsv4_f32_to_e4m3(L, DSV4_FP_SAT);
     if (block_is_zero(src) && !(dsv4_e4m3_to_f32(cand) >= 0x1p-6f))
-        cand = 0x30; /* 0.125 */
+        cand = 0x20; /* 0.125 */
     int keep = 1;
     for (int i = 0; i < NVFP4_BLOCK && keep; i++) {
         uint8_t c = (uint8_t)(src[i / 2] >> (4 * (i & 1)) & 15u);

@@ -44,16 +44,21 @@ TEST(pack_nvfp4_spec_6_2)
     CHECK(d[10] == 0.0f && !signbit(d[10]));
 }
 
-/* gs = bf16(2688 / bf16(amax)) with amax floored at 2^-126; non-finite results give 1. */
+/* gs = bf16(bf16(1 / a) · 2688), a = bf16(amax) floored at 2^-126 (torch computes 2688 / amax as
+ * amax.reciprocal() * 2688); non-finite results give 1. */
 TEST(pack_nvfp4_global_scale_formula)
 {
-    CHECK(dsv4_nvfp4_global_scale(3.0f) == 896.0f);
+    CHECK(dsv4_nvfp4_global_scale(3.0f) == 896.0f);  /* 1/3 -> 0.333984375, · 2688 = 897.75 -> 896 */
     CHECK(dsv4_nvfp4_global_scale(1.0f) == 2688.0f);
-    /* 2688/0.7 = 3840 exactly in bf16? 0.7 -> bf16 0.69921875, 2688/0.69921875 = 3844.29 -> 3840 */
+    /* 1/7.5 -> 0.1337890625, · 2688 = 359.625 -> 360, where bf16(2688/7.5 = 358.4) would be 358:
+     * compressed-tensors 0.20 gives 360 (tests/interop, the §6.1 weight) */
+    CHECK(dsv4_nvfp4_global_scale(7.5f) == 360.0f);
+    /* 0.7 -> 0.69921875, 1/0.69921875 -> 1.4296875, · 2688 = 3843 -> 3840 */
     CHECK(dsv4_nvfp4_global_scale(0.7f) == 3840.0f);
-    CHECK(dsv4_nvfp4_global_scale(0.0f) == 1.0f);      /* 2688 · 2^126 overflows */
+    CHECK(dsv4_nvfp4_global_scale(0.0f) == 1.0f); /* 2^126 · 2688 overflows */
     CHECK(dsv4_nvfp4_global_scale(NAN) == 1.0f);
-    CHECK(dsv4_nvfp4_global_scale(1e30f) == dsv4_bf16_to_f32(bf(2688.0f / dsv4_bf16_to_f32(bf(1e30f)))));
+    float inv = dsv4_bf16_to_f32(bf(1.0f / dsv4_bf16_to_f32(bf(1e30f))));
+    CHECK(dsv4_nvfp4_global_scale(1e30f) == dsv4_bf16_to_f32(bf(inv * 2688.0f)));
     uint16_t w[4] = {bf(-5.0f), bf(2.0f), 0x8000, bf(4.5f)};
     CHECK(dsv4_bf16_amax(w, 4) == 5.0f);
     w[2] = 0xFFC0;
@@ -78,7 +83,8 @@ TEST(pack_nvfp4_sign_rule_and_zero_block)
     CHECK_EQ_INT(s[0], 0x38); /* bf16(6/6) = 1 · gs 1 */
     CHECK_EQ_INT(p[0], 0x87);
     CHECK_EQ_INT(p[1], 0x00);
-    CHECK_EQ_INT(s[1], 0x30);
+    CHECK_EQ_INT(s[1], 0x20);
+    CHECK(dsv4_e4m3_to_f32(s[1]) == 0.125f);
     for (int i = 8; i < 16; i++)
         CHECK_EQ_INT(p[i], 0);
 }
@@ -134,7 +140,7 @@ TEST(pack_nvfp4_rtn_matches_reference_on_all_bf16)
         float loc = dsv4_bf16_to_f32(ref_bf16((double)amf / 6.0));
         float scv = (float)((double)gs * loc);
         uint8_t sc = dsv4_f32_to_e4m3(scv > 448.0f ? 448.0f : scv, DSV4_FP_SAT);
-        sc = sc ? sc : 0x30;
+        sc = sc ? sc : dsv4_f32_to_e4m3(0.125f, DSV4_FP_SAT);
         float eff = (float)((double)dsv4_e4m3_to_f32(sc) / gs);
         int64_t bad = 0;
         for (int64_t b = 0; b < n / 16; b++)
