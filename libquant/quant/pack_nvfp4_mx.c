@@ -82,7 +82,10 @@ int dsv4_nvfp4_mx_global_scale(const dsv4_qweight *const *q, int nq, float *gs, 
 
 /* Source value (dsv4_fp4_dequant_f32) and NVFP4 value (dsv4_nvfp4_dequant) of one code. */
 static float mx_value(uint8_t code, uint8_t s) { return dsv4_e2m1_to_f32(code) * dsv4_e8m0_to_f32(s); }
-static float nv_value(uint8_t code, uint8_t sc, float gs) { return dsv4_e2m1_to_f32(code) * (dsv4_e4m3_to_f32(sc) / gs); }
+static float nv_value(uint8_t code, uint8_t sc, float gs)
+{
+    return dsv4_e2m1_to_f32(code) * (dsv4_e4m3_to_f32(sc) / gs);
+}
 
 static int same_bits(float a, float b) { return memcmp(&a, &b, sizeof a) == 0; }
 
@@ -135,7 +138,7 @@ int dsv4_nvfp4_from_mxfp4(const dsv4_qweight *q, float gs, uint8_t *packed, uint
         return dsv4_fail(e, "%s: global scale %g must be finite and positive", q->name ? q->name : "FP4 weight",
                          (double)gs);
     int smin = 255, smax = -1;
-    if (mx_scale_range(q, &smin, &smax, e))
+    if (mx_scale_range(q, &smin, &smax, e)) /* refuses a NaN scale before anything is written */
         return -1;
     int64_t in = 2 * q->w_cols, nb = in / NVFP4_BLOCK;
     for (int64_t r = 0; r < q->w_rows; r++)

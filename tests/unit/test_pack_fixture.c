@@ -54,7 +54,8 @@ static void spreads(const dsv4_qweight q[3], tally *t)
 static int qweight(const dsv4_ckpt *c, const char *stem, dsv4_qweight *q)
 {
     char wn[256], sn[256];
-    if (snprintf(wn, sizeof wn, "%s.weight", stem) >= (int)sizeof wn || snprintf(sn, sizeof sn, "%s.scale", stem) >= (int)sizeof sn)
+    if (snprintf(wn, sizeof wn, "%s.weight", stem) >= (int)sizeof wn ||
+        snprintf(sn, sizeof sn, "%s.scale", stem) >= (int)sizeof sn)
         return -1;
     const dsv4_tensor *w = dsv4_ckpt_find(c, wn), *s = dsv4_ckpt_find(c, sn);
     if (!w || !s || w->ndim != 2 || s->ndim != 2)
@@ -91,7 +92,8 @@ static void check_nvfp4(const dsv4_qweight *q, float gs, const float *src, float
         if (rep.exact)
             t->nvfp4_exact++;
         else
-            printf("  pack-fixture: %s -> NVFP4 not exact: %lld blocks re-quantized, %lld values differ, max |err| %g\n",
+            printf("  pack-fixture: %s -> NVFP4 not exact: %lld blocks re-quantized, %lld values differ, "
+                   "max |err| %g\n",
                    q->name, (long long)rep.inexact, (long long)d, maxerr);
     }
     free(p);
@@ -107,7 +109,8 @@ static void check_fp8(const dsv4_qweight *q, const float *src, float *buf, tally
     dsv4_conv_report rep;
     dsv4_err e;
     dsv4_qweight o = {q->name, w8, s8, n, k, sr, scn};
-    if (!w8 || !s8 || !sb || !ct || dsv4_fp4_to_fp8_block(q, w8, s8, &rep, &e) || dsv4_fp8_block_dequant_f32(&o, buf, &e)) {
+    if (!w8 || !s8 || !sb || !ct || dsv4_fp4_to_fp8_block(q, w8, s8, &rep, &e) ||
+        dsv4_fp8_block_dequant_f32(&o, buf, &e)) {
         th_fail(__FILE__, __LINE__, "%s: %s", q->name, e.msg);
         goto out;
     }
@@ -135,7 +138,8 @@ static void check_expert(const dsv4_ckpt *c, const char *prefix, tally *t)
     dsv4_qweight q[3];
     char stem[3][216];
     for (int i = 0; i < 3; i++) {
-        if (snprintf(stem[i], sizeof stem[i], "%s.w%d", prefix, i + 1) >= (int)sizeof stem[i] || qweight(c, stem[i], &q[i])) {
+        if (snprintf(stem[i], sizeof stem[i], "%s.w%d", prefix, i + 1) >= (int)sizeof stem[i] ||
+            qweight(c, stem[i], &q[i])) {
             th_fail(__FILE__, __LINE__, "%s: missing weight or scale", stem[i]);
             return;
         }

@@ -205,7 +205,8 @@ TEST(pack_fp4_to_fp8_lossless)
     for (size_t t = 0; t < sizeof cs / sizeof cs[0]; t++) {
         uint8_t *w = malloc((size_t)(cs[t].rows * cs[t].in / 2)), *s = malloc((size_t)(cs[t].rows * cs[t].in / 32));
         fp4_make(w, s, cs[t].rows, cs[t].in, cs[t].lo, cs[t].spread);
-        dsv4_qweight q = {"layers.0.ffn.experts.0.w2.weight", w, s, cs[t].rows, cs[t].in / 2, cs[t].rows, cs[t].in / 32};
+        dsv4_qweight q = {"layers.0.ffn.experts.0.w2.weight", w, s, cs[t].rows, cs[t].in / 2,
+                          cs[t].rows, cs[t].in / 32};
         dsv4_conv_report rep;
         double maxerr;
         int64_t diff = fp4_fp8_compare(&q, &rep, &maxerr);
