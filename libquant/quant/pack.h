@@ -33,7 +33,9 @@ int dsv4_int4_dequant(const int32_t *packed, const uint16_t *scale, int64_t n, i
 /* ---- nvfp4-pack-quantized (NVFP4 weights) ---- */
 /* Largest |value| of a BF16 array (as float). */
 float dsv4_bf16_amax(const uint16_t *w, size_t n);
-/* compressed-tensors' weight_global_scale for a fused group's amax: bf16(2688 / bf16(amax)). */
+/* compressed-tensors' weight_global_scale for a fused group's amax: bf16(bf16(1 / bf16(amax)) · 2688)
+ * (torch evaluates `2688 / tensor` as a reciprocal then a product; spec §2.2's bf16(2688/amax)
+ * differs from it, e.g. 358 vs 360 for amax 7.5). */
 float dsv4_nvfp4_global_scale(float amax);
 /* RTN from BF16 with global scale gs: packed U8 [n, k/2] (even element low nibble), scale F8_E4M3
  * [n, k/16]; bit-exact to compressed-tensors (sign rule for negative zero included). */
@@ -48,7 +50,7 @@ int dsv4_nvfp4_mx_global_scale(const dsv4_qweight *const *q, int nq, float *gs, 
  * re-quantized by RTN and counted in rep (inexact = such 16-blocks, max_abs_err measured). */
 int dsv4_nvfp4_from_mxfp4(const dsv4_qweight *q, float gs, uint8_t *packed, uint8_t *scale,
                           dsv4_conv_report *rep, dsv4_err *e);
-/* Dequantized values: E2M1[code] · scale / gs, as float. */
+/* Dequantized values as compressed-tensors computes them: E2M1[code] · f32(scale / gs). */
 int dsv4_nvfp4_dequant(const uint8_t *packed, const uint8_t *scale, float gs, int64_t n, int64_t k,
                        float *out, dsv4_err *e);
 
