@@ -1,4 +1,4 @@
-/* Recipes: which scheme each weight of the release gets. Our own YAML schema (recipes/NAME.yaml,
+/* Recipes: which scheme each weight of the release gets. Our own YAML schema (the recipes/ folder,
  * documented in recipes/README.md) and llm-compressor's recipe.yaml (GPTQModifier /
  * QuantizationModifier with config_groups or a preset scheme, targets, ignore,
  * dampening_frac) both load into one dsv4_recipe. Errors name the file, line and column. */
@@ -20,21 +20,26 @@ typedef enum dsv4_scheme {
     DSV4_SCHEME_COUNT
 } dsv4_scheme;
 
+#define DSV4_RECIPE_MAX_GROUPS 64
+
 typedef enum dsv4_method { DSV4_METHOD_RTN, DSV4_METHOD_GPTQ } dsv4_method;
 typedef enum dsv4_mtp_policy { DSV4_MTP_BF16, DSV4_MTP_KEEP, DSV4_MTP_QUANTIZE } dsv4_mtp_policy;
 
 typedef struct dsv4_recipe_group {
-    char name[64];         /* config group name in the artifact (group_0, ...) */
+    char name[64];         /* the recipe's name for the group (messages); the artifact's config names
+                              groups group_0, group_1, ... in first-appearance order */
     dsv4_scheme scheme;
     dsv4_method method;
     int group_size;        /* INT4: 128 by default; NVFP4: 16 */
     int symmetric;
     size_t n_targets;
-    char **targets;        /* release module names or "re:" regexes (the prefix kept), matched on
-                              release names without ".weight" */
+    char **targets;        /* module names, "re:" regexes (the prefix kept) or the class "Linear",
+                              matched on a release module (its weight name without ".weight") under
+                              its release, vLLM and transformers names (recipe/modules.h) */
     double dampening_frac; /* GPTQ */
-    char actorder[16];     /* GPTQ: "static", "group", "weight", "" */
-    char observer[16];     /* GPTQ: "minmax", "mse" */
+    char actorder[16];     /* GPTQ: "static" ("weight" is read as "static"); "" for RTN. "group"
+                              (g_idx on disk) is refused */
+    char observer[16];     /* "minmax", "mse" */
 } dsv4_recipe_group;
 
 typedef struct dsv4_recipe {
@@ -52,6 +57,7 @@ typedef struct dsv4_recipe {
     /* calibration (GPTQ) */
     char calib_data[512];
     int calib_samples, calib_seq_len;
+    struct dsv4_recipe_rx *rx; /* compiled targets and ignore patterns (internal) */
 } dsv4_recipe;
 
 int dsv4_recipe_load(const char *path, dsv4_recipe *r, dsv4_err *e);
@@ -61,6 +67,11 @@ void dsv4_recipe_free(dsv4_recipe *r);
 /* The group whose targets match a release module (its weight name without ".weight"), or NULL
  * (unmatched, or ignored). MTP policy is not applied here (plan.c does that). */
 const dsv4_recipe_group *dsv4_recipe_match(const dsv4_recipe *r, const char *module);
+/* 1 when a release module matches an `ignore` entry. */
+int dsv4_recipe_ignored(const dsv4_recipe *r, const char *module);
+/* "KEEP", "BF16", "FP8_BLOCK", "W4A16", "W4AFP8", "NVFP4". */
 const char *dsv4_scheme_name(dsv4_scheme s);
+/* 1 for the schemes that write compressed-tensors quantized tensors (FP8_BLOCK, W4A16, W4AFP8, NVFP4). */
+int dsv4_scheme_is_quantized(dsv4_scheme s);
 
 #endif
