@@ -22,7 +22,7 @@ absent() { # absent NAME PATH: nothing may be left at PATH (nor a temporary sibl
   if [ -e "$2" ] || ls -d "$2".tmp-* >/dev/null 2>&1; then echo "FAIL quant_$1 (left $2 behind)"; fails=$((fails+1)); else echo "PASS quant_$1"; fi
 }
 
-check dry_run 0 'layers.0.ffn.experts.0.w1.weight_packed +I32 +\[128, 16\]' 'mtp.0.head.weight' '^plan: [0-9]+ tensors' \
+check dry_run 0 'layers.0.ffn.experts.0.w1.weight_packed +I32 +\[128, 32\]' 'mtp.0.head.weight' '^plan: [0-9]+ tensors' \
   '^peak memory' -- "$Q" --recipe recipes/w4a16.yaml --dry-run "$FX" "$tmp/never"
 absent dry_run_writes_nothing "$tmp/never"
 check convert 0 "^dsv4-quant: wrote $tmp/a: [0-9]+ tensors" -- "$Q" --recipe recipes/w4a16.yaml --threads 2 "$FX" "$tmp/a"
@@ -54,7 +54,7 @@ head -c 3000000 "$FX"/model-00001-of-00002.safetensors >"$tmp/trunc/model-00001-
 check truncated_shard 2 'model-00001-of-00002.safetensors: .*(truncated|past the end)' -- "$Q" --recipe recipes/w4a16.yaml "$tmp/trunc" "$tmp/c"
 absent truncated_leaves_nothing "$tmp/c"
 printf 'groups:\n  - name: experts\n    schem: w4a16\n' >"$tmp/bad.yaml"
-check bad_recipe 2 'bad.yaml.*line 3' -- "$Q" --recipe "$tmp/bad.yaml" "$FX" "$tmp/d"
+check bad_recipe 2 "bad.yaml:3:5: groups\[0\]: unknown key 'schem'" -- "$Q" --recipe "$tmp/bad.yaml" "$FX" "$tmp/d"
 absent bad_recipe_leaves_nothing "$tmp/d"
 check usage 2 '^usage: dsv4-quant' -- "$Q" "$FX"
 exit $((fails > 0))
