@@ -146,7 +146,7 @@ static void measure(const char *label, const char *base, const dsv4_ckpt *c, con
     dsv4_convert_opts o = {threads, 0};
     dsv4_convert_stats st;
     double t0 = now();
-    if (dsv4_convert_run(c->dir, p, r, out, &o, &st, &e))
+    if (dsv4_convert_run(c, p, r, out, &o, &st, &e))
         die(&e);
     double tc = now() - t0;
     dsv4_convert_stats_free(&st);

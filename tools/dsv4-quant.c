@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "artifact/convert.h"
+#include "artifact/layout.h"
 
 static void usage(FILE *f)
 {
@@ -180,6 +181,17 @@ int main(int argc, char **argv)
         rc = -1;
         goto done;
     }
+    dsv4_layout_info li;
+    dsv4_layout_detect(&c, raw, &li);
+    if (li.layout == DSV4_LAYOUT_COMPRESSED_TENSORS || li.layout == DSV4_LAYOUT_UNKNOWN) {
+        dsv4_fail(&e, "%s: the source is a %s checkpoint; dsv4-quant reads DeepSeek's release layout or a BF16 "
+                  "checkpoint", src, dsv4_layout_name(li.layout));
+        rc = -1;
+        goto done;
+    }
+    if (!quiet && !json)
+        fprintf(stderr, "dsv4-quant: source %s: %s layout, %s names, %zu tensors\n", src, dsv4_layout_name(li.layout),
+                dsv4_naming_name(li.naming), c.n);
     if (dsv4_recipe_load(recipe_path, &r, &e)) {
         rc = -1;
         goto done;
@@ -203,13 +215,14 @@ int main(int argc, char **argv)
     } else {
         dsv4_convert_opts o = {threads, !quiet && isatty(2)};
         dsv4_convert_stats s;
-        if (dsv4_convert_run(c.dir, &p, &r, out, &o, &s, &e)) {
+        if (dsv4_convert_run(&c, &p, &r, out, &o, &s, &e)) {
             rc = -1;
             goto done;
         }
         size_t inexact = json_array_size(s.inexact);
         if (json) {
-            json_t *j = json_pack("{s:s,s:s,s:I,s:I,s:I,s:i,s:f,s:O}", "artifact", out, "recipe", r.path, "tensors",
+            json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:f,s:O}", "artifact", out, "source_layout",
+                                  dsv4_layout_name(li.layout), "recipe", r.path, "tensors",
                                   (json_int_t)s.tensors, "shards", (json_int_t)s.shards, "bytes",
                                   (json_int_t)s.out_bytes, "threads", s.threads, "seconds", s.seconds,
                                   "inexact_conversions", s.inexact);

@@ -12,6 +12,7 @@
 #include "artifact/convert_job.h"
 #include "io/checkpoint.h"
 #include "io/st_write.h"
+#include "util/pages.h"
 
 const char *const dsv4_carried_files[] = {"tokenizer.json",          "tokenizer_config.json",
                                           "generation_config.json",  "special_tokens_map.json",
@@ -35,6 +36,7 @@ static int group_size(const dsv4_recipe *r, const dsv4_plan_job *j)
 }
 
 typedef struct pool {
+    const dsv4_ckpt *src;
     const dsv4_plan *p;
     const dsv4_recipe *r;
     dsv4_st_writer *w;
@@ -105,6 +107,10 @@ static void *worker(void *arg)
             pthread_mutex_unlock(&P->mu);
             return NULL;
         }
+        for (int k = 0; k < 4; k++)
+            if (j->src[k])
+                dsv4_release_pages(j->src[k]->data, dsv4_tensor_nbytes(j->src[k]), P->src->files[j->src[k]->file].map,
+                                   P->src->files[j->src[k]->file].size);
         report_job(P, j, &rep);
     }
 }
@@ -152,7 +158,7 @@ static int add_json(dsv4_st_writer *w, const char *name, const json_t *j, dsv4_e
     return rc;
 }
 
-int dsv4_convert_run(const char *src_dir, const dsv4_plan *p, const dsv4_recipe *r, const char *out,
+int dsv4_convert_run(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4_recipe *r, const char *out,
                      const dsv4_convert_opts *o, dsv4_convert_stats *st, dsv4_err *e)
 {
     memset(st, 0, sizeof *st);
@@ -171,7 +177,7 @@ int dsv4_convert_run(const char *src_dir, const dsv4_plan *p, const dsv4_recipe 
     }
     if (dsv4_st_plan_finish(&sp, e))
         goto fail_plan;
-    pool P = {.p = p, .r = r, .first_out = first, .progress = o && o->progress, .inexact = json_array()};
+    pool P = {.src = src, .p = p, .r = r, .first_out = first, .progress = o && o->progress, .inexact = json_array()};
     pthread_mutex_init(&P.mu, NULL);
     clock_gettime(CLOCK_MONOTONIC, &P.t0);
     if (dsv4_st_writer_open(&P.w, &sp, out, NULL, e)) {
@@ -195,7 +201,7 @@ int dsv4_convert_run(const char *src_dir, const dsv4_plan *p, const dsv4_recipe 
         *e = P.err;
         goto fail_writer;
     }
-    if (add_carried(P.w, src_dir, e) || add_json(P.w, "config.json", p->config, e))
+    if (add_carried(P.w, src->dir, e) || add_json(P.w, "config.json", p->config, e))
         goto fail_writer;
     report = json_pack("{s:s,s:s,s:s,s:I,s:I,s:O}", "tool", "dsv4-quant", "recipe", r->path, "recipe_xxh3_128",
                        r->hash, "tensors", (json_int_t)nt, "bytes", (json_int_t)sp.total_bytes, "inexact_conversions",

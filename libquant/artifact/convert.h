@@ -27,8 +27,9 @@ typedef struct dsv4_convert_stats {
 /* The files beside the weights that an artifact carries over unchanged, when the source has them. */
 extern const char *const dsv4_carried_files[];
 
-/* Writes the artifact to `out` (which must not exist). src_dir holds the carried files. */
-int dsv4_convert_run(const char *src_dir, const dsv4_plan *p, const dsv4_recipe *r, const char *out,
+/* Writes the artifact to `out` (which must not exist) from the checkpoint the plan was made
+ * of; its folder holds the carried files. */
+int dsv4_convert_run(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4_recipe *r, const char *out,
                      const dsv4_convert_opts *o, dsv4_convert_stats *st, dsv4_err *e);
 void dsv4_convert_stats_free(dsv4_convert_stats *st);
 

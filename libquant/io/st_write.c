@@ -1,6 +1,7 @@
 /* The streaming checkpoint writer (see st_write.h): preallocated, mapped shard files filled in
  * place, then synced and renamed; index and manifest last; the folder renamed at the end. */
 #include "io/st_write.h"
+#include "util/pages.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -175,6 +176,8 @@ int dsv4_st_writer_end(dsv4_st_writer *w, size_t i, dsv4_err *e)
         return dsv4_fail(e, "%s/%s: tensor '%s': end without a matching begin", w->dir.path,
                          p->shards[t->shard].name, t->name);
     dsv4_hash128 h = dsv4_xxh128(src, t->nbytes);
+    /* resident memory stays bounded by the tensors in flight */
+    dsv4_release_pages(src, t->nbytes, st->map, p->shards[t->shard].file_bytes);
     pthread_mutex_lock(&w->mu);
     w->hash[i] = h;
     w->tstate[i] = T_DONE;

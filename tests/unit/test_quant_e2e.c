@@ -233,7 +233,7 @@ static const char *run_recipe(const char *recipe, const char *experts, int fp8_l
     int ok = dsv4_plan_build(&f.src, &f.cfg, f.raw, &r, &p, &e) == 0;
     CHECK_MSG(ok, "%s", e.msg);
     if (ok) {
-        ok = dsv4_convert_run(f.src.dir, &p, &r, out, &o, &st, &e) == 0;
+        ok = dsv4_convert_run(&f.src, &p, &r, out, &o, &st, &e) == 0;
         CHECK_MSG(ok, "%s", e.msg);
         if (ok) {
             CHECK_MSG(json_array_size(st.inexact) == 0, "%zu conversions were not exact", json_array_size(st.inexact));
