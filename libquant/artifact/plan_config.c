@@ -111,8 +111,11 @@ int plan_config(plan_ctx *c, const json_t *source_config)
         json_object_del(o, "quantization_config");
     if (source_index_hash(c->ck, idx, c->e))
         return -1;
-    json_t *prov = json_pack("{s:s, s:s, s:s, s:s, s:s}", "tool", DSV4_TOOL_NAME, "version", DSV4_VERSION, "recipe",
-                             c->r->path, "recipe_xxh3_128", c->r->hash, "source_index_xxh3_128", idx);
+    json_t *path = json_string(c->r->path);
+    if (!path)
+        return dsv4_fail(c->e, "%s: the recipe path is not valid UTF-8 and cannot go into config.json", c->r->path);
+    json_t *prov = json_pack("{s:s, s:s, s:o, s:s, s:s}", "tool", DSV4_TOOL_NAME, "version", DSV4_VERSION, "recipe",
+                             path, "recipe_xxh3_128", c->r->hash, "source_index_xxh3_128", idx);
     if (!prov || json_object_set_new(o, "dsv4_provenance", prov))
         return dsv4_fail_rt(c->e, "plan: out of memory");
     return 0;

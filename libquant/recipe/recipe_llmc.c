@@ -241,10 +241,15 @@ static int read_config_group(ry *y, const yaml_node_t *key, const yaml_node_t *n
     if (add_group(y, key, r, m, name, s, &g))
         return -1;
     g->group_size = gs;
-    if (w.actorder && g->method == DSV4_METHOD_GPTQ && rc_actorder(y, w.actorder, "weights.actorder", g))
-        return -1;
-    if (w.actorder && g->method != DSV4_METHOD_GPTQ && ry_enter(y, w.actorder))
-        return -1;
+    if (w.actorder) {
+        /* Checked for every group; it only means something to GPTQ. */
+        dsv4_recipe_group tmp;
+        memset(&tmp, 0, sizeof tmp);
+        if (rc_actorder(y, w.actorder, "weights.actorder", &tmp))
+            return -1;
+        if (g->method == DSV4_METHOD_GPTQ)
+            snprintf(g->actorder, sizeof g->actorder, "%s", tmp.actorder);
+    }
     if (!(v = ry_get(y, n, "targets")))
         return ry_fail(y, n, "%s: 'targets' is required", where);
     if (rc_targets(y, v, "targets", &g->targets, &g->n_targets))

@@ -16,7 +16,12 @@ static const char *const CALIB_KEYS[] = {"data", "samples", "seq_len", NULL};
 static int read_group(ry *y, const yaml_node_t *n, size_t idx, dsv4_recipe *r)
 {
     char where[96], name[64], buf[64];
-    snprintf(where, sizeof where, "groups[%zu]", idx);
+    /* Messages name the group by its name when it has a plain one. */
+    yaml_node_t *nn = n->type == YAML_MAPPING_NODE ? ry_get(y, n, "name") : NULL;
+    if (nn && ry_type_of(nn) == RY_STR && strlen(ry_text(nn)) < 64)
+        snprintf(where, sizeof where, "group '%s'", ry_text(nn));
+    else
+        snprintf(where, sizeof where, "groups[%zu]", idx);
     if (ry_map(y, n, where, GROUP_KEYS))
         return -1;
     yaml_node_t *v;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define DSV4_MAX_REPEAT 100
+
 struct dsv4_target {
     int is_re;
     regex_t re;
@@ -178,8 +180,9 @@ static int bracket(const char *p, size_t *i, out_buf *o, char *why, size_t cap)
     return 0;
 }
 
-/* A Python {m}, {m,}, {,n} or {m,n} at p[i]; its length, or 0 when '{' is a literal. */
-static size_t interval(const char *p, size_t i, char *ere, size_t cap)
+/* A Python {m}, {m,}, {,n} or {m,n} at p[i]; its length, or 0 when '{' is a literal. *largest gets
+ * the largest count written. */
+static size_t interval(const char *p, size_t i, char *ere, size_t cap, long *largest)
 {
     size_t k = i + 1, a = 0, b = 0;
     char m[16] = "", n[16] = "";
@@ -195,6 +198,8 @@ static size_t interval(const char *p, size_t i, char *ere, size_t cap)
     }
     if (p[k] != '}' || (!a && !b))
         return 0;
+    long lm = a ? strtol(m, NULL, 10) : 0, ln = b ? strtol(n, NULL, 10) : 0;
+    *largest = lm > ln ? lm : ln;
     if (!comma)
         snprintf(ere, cap, "{%s}", m);
     else
@@ -208,7 +213,8 @@ int dsv4_pyre_to_ere(const char *p, char *out, size_t cap, char *why, size_t why
     if (cap)
         out[0] = 0;
     put(&o, "^(");
-    int atom = 0; /* something a quantifier can apply to precedes */
+    int atom = 0;      /* something a quantifier can apply to precedes */
+    long repeat = 1;   /* product of the repetition counts: regcomp copies the atom that often */
     for (size_t i = 0; p[i];) {
         char c = p[i];
         if (c == '\\') {
@@ -253,7 +259,11 @@ int dsv4_pyre_to_ere(const char *p, char *out, size_t cap, char *why, size_t why
             char iv[40];
             size_t len = 1;
             if (c == '{') {
-                len = interval(p, i, iv, sizeof iv);
+                long most = 0;
+                len = interval(p, i, iv, sizeof iv, &most);
+                if (len && (most > DSV4_MAX_REPEAT || (repeat *= most + 1) > DSV4_MAX_REPEAT * 10))
+                    return fail(why, why_cap, "repetition counts above %s are not supported", "100 (or 1000 in "
+                                "product)", i);
                 if (!len) {
                     put(&o, "\\{");
                     i++;

@@ -3,7 +3,8 @@
  * end); anything else is an exact module name. The Python syntax is translated to POSIX extended
  * regular expressions (regcomp REG_EXTENDED): \d \D \w \W \s \S (also inside [...]), escaped
  * punctuation, (?:...), (?P<name>...), {m,n} / {,n}, and lazy quantifiers (which cannot change
- * whether re.match finds a match) are supported. Word boundaries, backreferences, lookarounds,
+ * whether re.match finds a match) are supported; repetition counts stay at most 100 (1000 as a
+ * product over the pattern). Word boundaries, backreferences, lookarounds,
  * inline flags, possessive quantifiers and other escapes are refused with a message, never
  * approximated. */
 #ifndef DSV4_TARGET_H

@@ -123,3 +123,48 @@ TEST(plan_mtp_quantize)
     dsv4_plan_free(&p);
     tp_close(&f);
 }
+
+/* NVFP4 on every fused pair vLLM builds: the global scale's partner is the other half. */
+TEST(plan_nvfp4_partners)
+{
+    tp_fixture f;
+    dsv4_plan p;
+    dsv4_err e;
+    REQUIRE(tp_open(&f) == 0);
+    if (tp_plan(&f.ck, &f.cfg, f.source_config, "groups:\n  - {scheme: NVFP4, targets: [Linear]}\n", &p, &e)) {
+        th_fail(__FILE__, __LINE__, "%s", e.msg);
+        tp_close(&f);
+        return;
+    }
+    static const char *const pairs[][2] = {
+        {"layers.0.attn.wq_a", "layers.0.attn.wkv"},
+        {"layers.0.attn.wkv", "layers.0.attn.wq_a"},
+        {"layers.2.ffn.shared_experts.w1", "layers.2.ffn.shared_experts.w3"},
+        {"layers.2.ffn.shared_experts.w3", "layers.2.ffn.shared_experts.w1"},
+        {"layers.3.ffn.experts.9.w3", "layers.3.ffn.experts.9.w1"},
+        {"layers.0.attn.wq_b", NULL},
+        {"layers.1.attn.indexer.wq_b", NULL},
+        {"layers.2.ffn.shared_experts.w2", NULL},
+        {"layers.3.ffn.experts.9.w2", NULL},
+    };
+    for (size_t i = 0; i < sizeof pairs / sizeof *pairs; i++) {
+        char out[128], want[128];
+        const dsv4_plan_job *j;
+        snprintf(out, sizeof out, "%s.weight_global_scale", pairs[i][0]);
+        if (!tp_out(&p, out, &j)) {
+            th_fail(__FILE__, __LINE__, "no %s", out);
+            continue;
+        }
+        if (!pairs[i][1]) {
+            CHECK(!j->src[2] && !j->src[3]);
+            continue;
+        }
+        snprintf(want, sizeof want, "%s.weight", pairs[i][1]);
+        CHECK_MSG(j->src[2] && !strcmp(j->src[2]->name, want), "%s: partner %s", pairs[i][0],
+                  j->src[2] ? j->src[2]->name : "none");
+        snprintf(want, sizeof want, "%s.scale", pairs[i][1]);
+        CHECK(j->src[3] && !strcmp(j->src[3]->name, want));
+    }
+    dsv4_plan_free(&p);
+    tp_close(&f);
+}

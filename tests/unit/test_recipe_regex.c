@@ -141,3 +141,11 @@ TEST(module_names_and_kinds)
     CHECK(dsv4_module_hf_name("head", b, sizeof b) == 0 && !strcmp(b, "lm_head"));
     CHECK(dsv4_module_hf_name("embed", b, sizeof b) == 0 && !strcmp(b, "model.embed_tokens"));
 }
+
+TEST(regex_repetition_limits)
+{
+    M("re:a{100}$", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
+    BAD("a{101}", "repetition counts above 100");
+    BAD("(a{20}){20}{20}", "repetition counts above 100");
+    M("re:(a{2}){3}$", "aaaaaa");
+}
