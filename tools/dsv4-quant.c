@@ -12,6 +12,7 @@
 
 #include "artifact/convert.h"
 #include "artifact/layout.h"
+#include "util/pages.h"
 
 static void usage(FILE *f)
 {
@@ -221,8 +222,9 @@ int main(int argc, char **argv)
         }
         size_t inexact = json_array_size(s.inexact);
         if (json) {
-            json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:i,s:f,s:O}", "artifact", out, "source_layout",
-                                  dsv4_layout_name(li.layout), "recipe", r.path, "tensors",
+            json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:f,s:O}", "artifact", out, "source_layout",
+                                  dsv4_layout_name(li.layout), "recipe", r.path, "peak_rss_bytes",
+                                  (json_int_t)dsv4_peak_rss(), "tensors",
                                   (json_int_t)s.tensors, "shards", (json_int_t)s.shards, "bytes",
                                   (json_int_t)s.out_bytes, "threads", s.threads, "seconds", s.seconds,
                                   "inexact_conversions", s.inexact);
@@ -230,8 +232,9 @@ int main(int argc, char **argv)
             printf("\n");
             json_decref(j);
         } else if (!quiet) {
-            printf("dsv4-quant: wrote %s: %zu tensors, %zu shards, %llu bytes in %.2f s with %d threads\n", out,
-                   s.tensors, s.shards, (unsigned long long)s.out_bytes, s.seconds, s.threads);
+            printf("dsv4-quant: wrote %s: %zu tensors, %zu shards, %llu bytes in %.2f s with %d threads, peak "
+                   "resident memory %.1f MB\n", out, s.tensors, s.shards, (unsigned long long)s.out_bytes, s.seconds,
+                   s.threads, dsv4_peak_rss() / 1e6);
             for (size_t i = 0; i < inexact; i++) {
                 json_t *x = json_array_get(s.inexact, i);
                 printf("  not exact: %s (%s): %lld values, max abs error %g\n",

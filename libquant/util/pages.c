@@ -2,6 +2,7 @@
 #include "util/pages.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -16,4 +17,17 @@ void dsv4_release_pages(const void *p, size_t n, const void *map, size_t map_siz
     b = b > hi ? hi : b;
     if (b > a)
         madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+unsigned long long dsv4_peak_rss(void)
+{
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kb * 1024;
 }

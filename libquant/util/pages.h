@@ -19,4 +19,8 @@
  * is faulted back on the next access. */
 void dsv4_release_pages(const void *p, size_t n, const void *map, size_t map_size);
 
+/* This process's peak resident set in bytes (VmHWM, which starts afresh at exec), 0 when
+ * /proc is not there. */
+unsigned long long dsv4_peak_rss(void);
+
 #endif

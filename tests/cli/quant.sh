@@ -54,7 +54,7 @@ head -c 3000000 "$FX"/model-00001-of-00002.safetensors >"$tmp/trunc/model-00001-
 check truncated_shard 2 'model-00001-of-00002.safetensors: .*(truncated|past the end)' -- "$Q" --recipe recipes/w4a16.yaml "$tmp/trunc" "$tmp/c"
 absent truncated_leaves_nothing "$tmp/c"
 printf 'groups:\n  - name: experts\n    schem: w4a16\n' >"$tmp/bad.yaml"
-check bad_recipe 2 "bad.yaml:3:5: groups\[0\]: unknown key 'schem'" -- "$Q" --recipe "$tmp/bad.yaml" "$FX" "$tmp/d"
+check bad_recipe 2 "bad.yaml:3:5: group 'experts': unknown key 'schem'" -- "$Q" --recipe "$tmp/bad.yaml" "$FX" "$tmp/d"
 absent bad_recipe_leaves_nothing "$tmp/d"
 check usage 2 '^usage: dsv4-quant' -- "$Q" "$FX"
 exit $((fails > 0))
