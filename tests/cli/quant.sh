@@ -56,5 +56,8 @@ absent truncated_leaves_nothing "$tmp/c"
 printf 'groups:\n  - name: experts\n    schem: w4a16\n' >"$tmp/bad.yaml"
 check bad_recipe 2 "bad.yaml:3:5: group 'experts': unknown key 'schem'" -- "$Q" --recipe "$tmp/bad.yaml" "$FX" "$tmp/d"
 absent bad_recipe_leaves_nothing "$tmp/d"
+sed 's/method: rtn/method: gptq/' recipes/w4a16.yaml >"$tmp/gptq.yaml"
+check gptq_refused 2 "gptq.yaml: group 'experts' asks for method gptq .*not implemented yet" -- "$Q" --recipe "$tmp/gptq.yaml" "$FX" "$tmp/g"
+absent gptq_leaves_nothing "$tmp/g"
 check usage 2 '^usage: dsv4-quant' -- "$Q" "$FX"
 exit $((fails > 0))

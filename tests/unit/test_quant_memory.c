@@ -90,6 +90,11 @@ static uint64_t peak_rss_of_quant(const char *src, const char *out)
 
 TEST(quant_memory_bounded_by_jobs_not_model)
 {
+#ifdef __SANITIZE_ADDRESS__
+    printf("SKIP quant_memory_bounded_by_jobs_not_model: AddressSanitizer's shadow memory and quarantine "
+           "dominate the resident set\n");
+    return;
+#endif
     const char *dir = th_tmpdir();
     char small[4200], large[4200], out1[4200], out2[4200];
     snprintf(small, sizeof small, "%s/m16", dir);

@@ -104,9 +104,9 @@ TEST(llmc_config_groups_example)
     CHECK_EQ_INT(r.groups[0].scheme, DSV4_SCHEME_FP8_BLOCK);
     CHECK_EQ_INT(r.groups[0].method, DSV4_METHOD_RTN); /* FP8_BLOCK is data-free */
     CHECK_EQ_INT(r.groups[1].scheme, DSV4_SCHEME_W4A16);
-    CHECK_EQ_INT(r.groups[1].method, DSV4_METHOD_GPTQ);
+    CHECK_EQ_INT(r.groups[1].method, DSV4_METHOD_RTN); /* QuantizationModifier: data-free */
     CHECK_EQ_INT(r.groups[1].group_size, 128);
-    CHECK(!strcmp(r.groups[1].actorder, "static"));
+    CHECK(!strcmp(r.groups[1].actorder, ""));
     CHECK(dsv4_recipe_match(&r, "layers.3.attn.indexer.wq_b") == &r.groups[0]);
     CHECK(dsv4_recipe_match(&r, "layers.3.attn.wq_b") == &r.groups[0]);
     CHECK(dsv4_recipe_match(&r, "layers.3.ffn.shared_experts.w2") == &r.groups[0]);
