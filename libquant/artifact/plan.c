@@ -17,6 +17,9 @@ void dsv4_plan_free(dsv4_plan *p)
         for (int k = 0; k < p->jobs[i].n_out; k++)
             free(p->jobs[i].out[k].name);
     free(p->jobs);
+    for (size_t i = 0; i < p->n_views; i++)
+        free(p->views[i].name);
+    free(p->views);
     json_decref(p->config);
     memset(p, 0, sizeof *p);
 }
@@ -44,6 +47,10 @@ int dsv4_plan_build(const dsv4_ckpt *src, const dsv4_config *cfg, const json_t *
     for (size_t i = 0; i < c.n_mods; i++)
         free((char *)c.mods[i].module);
     free(c.mods);
+    p->views = c.src.views; /* the jobs read them: they live as long as the plan */
+    p->n_views = c.src.n_views;
+    c.src.views = NULL;
+    c.src.n_views = 0;
     plan_src_free(&c.src);
     dsv4_inventory_free(&c.inv);
     if (rc)

@@ -51,6 +51,9 @@ typedef struct dsv4_plan {
     uint64_t peak_job_bytes;     /* largest working set of one job (sources dequantized + outputs) */
     json_t *config;              /* the artifact's config.json (source config + quantization_config
                                     + provenance) */
+    dsv4_tensor *views;          /* source tensors the jobs read that the checkpoint does not list:
+                                    per-expert views into transformers' fused experts */
+    size_t n_views;
 } dsv4_plan;
 
 /* Builds the plan. `source_config` is the source's parsed config.json (kept key by key). */

@@ -20,6 +20,8 @@ typedef struct plan_src {
     size_t n_owned;
     int hf_named;      /* at least one tensor came in transformers naming */
     size_t n_aliases;  /* mtp.N.head.weight / mtp.N.emb.tok_emb.weight found in the source and left out */
+    dsv4_tensor *views;/* per-expert views into transformers' fused gate_up_proj / down_proj */
+    size_t n_views;
 } plan_src;
 
 /* Maps every source tensor onto the inventory: release names as they are, transformers names

@@ -149,7 +149,8 @@ TEST(plan_bf16_source_refusals)
 
     REQUIRE(tp_fake_build(&k, &f.cfg, 1, NULL, NULL) == 0);
     tp_fake_add(&k, "model.layers.0.mlp.experts.gate_up_proj", DSV4_BF16, 2, 16, 256);
-    refused(&f, &k, "model.layers.0.mlp.experts.gate_up_proj", "not supported yet", __LINE__);
+    refused(&f, &k, "model.layers.0.mlp.experts.gate_up_proj' is BF16 with 2 dimensions",
+            "expected a BF16 (or F16/F32) [16, 256, 256] for 16 experts", __LINE__);
 
     REQUIRE(tp_fake_build(&k, &f.cfg, 0, NULL, NULL) == 0);
     tp_fake_add(&k, "layers.0.attn.extra.weight", DSV4_BF16, 1, 4, 0);
