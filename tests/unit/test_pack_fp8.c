@@ -3,6 +3,7 @@
  * BF16 scale conversion, and the release FP4 -> FP8 conversion proven lossless through the
  * dequantizers (and reported value by value when a block's scale spread is too wide). */
 #include "harness.h"
+#include "pack_ref.h"
 #include "formats/fp.h"
 #include "quant/pack.h"
 
@@ -50,14 +51,6 @@ TEST(pack_fp8_e8m0_to_bf16_exact)
     CHECK(isnan(dsv4_bf16_to_f32(b[255])));
 }
 
-static uint16_t ref_bf16(double x)
-{
-    float f = (float)x;
-    uint32_t b;
-    memcpy(&b, &f, 4);
-    b += 0x7FFF + ((b >> 16) & 1);
-    return (uint16_t)(b >> 16);
-}
 
 /* Every finite BF16 value with |v| <= amax fills 128x128 blocks of a [128, K] weight, each block
  * led by ±amax: scales and codes equal the reference's, for several amax. */

@@ -3,6 +3,7 @@
  * independent scalar reference over every finite BF16 input, pack/unpack round trips, dequant,
  * and refused shapes. */
 #include "harness.h"
+#include "pack_ref.h"
 #include "formats/fp.h"
 #include "io/st_plan.h"
 #include "io/st_write.h"
@@ -118,17 +119,8 @@ TEST(pack_int4_spec_6_5_safetensors_bytes)
     CHECK(memcmp(d + 144, d3, 4) == 0);
 }
 
-/* Independent reference: bf16 by the spec's bit rule, divisions in double (exact for these
- * operands up to the single final rounding), RNE by hand. */
-static uint16_t ref_bf16(double x)
-{
-    float f = (float)x;
-    uint32_t b;
-    memcpy(&b, &f, 4);
-    b += 0x7FFF + ((b >> 16) & 1);
-    return (uint16_t)(b >> 16);
-}
-
+/* Independent reference code: the quotient in double (exact up to the single final rounding),
+ * bf16 by pack_ref.h's bit rule, RNE to an integer by hand. */
 static int ref_code(float w, float s)
 {
     float y = dsv4_bf16_to_f32(ref_bf16((double)w / (double)s));

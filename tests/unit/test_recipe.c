@@ -1,6 +1,7 @@
 /* Recipes in our schema: the five shipped recipes load with the documented values and the file's
  * xxh3-128; every kind of mistake is refused with a message that names the file, line and column. */
 #include "harness.h"
+#include "test_recipe_util.h"
 #include "io/checkpoint.h"
 #include "recipe/recipe.h"
 
@@ -18,25 +19,6 @@ static int load(const char *rel, dsv4_recipe *r)
     return 0;
 }
 
-/* Parses yaml (as "t.yaml") and expects failure with "t.yaml:<line>:<col>: ...<needle>...". */
-static void refused(const char *yaml, int line, int col, const char *needle, int src_line)
-{
-    dsv4_recipe r;
-    dsv4_err e;
-    char where[32];
-    if (dsv4_recipe_parse(yaml, strlen(yaml), "t.yaml", &r, &e) == 0) {
-        th_fail(__FILE__, src_line, "accepted: %s", yaml);
-        dsv4_recipe_free(&r);
-        return;
-    }
-    snprintf(where, sizeof where, "t.yaml:%d:%d: ", line, col);
-    if (line && strncmp(e.msg, where, strlen(where)))
-        th_fail(__FILE__, src_line, "expected \"%s\" at the start of \"%s\"", where, e.msg);
-    if (!strstr(e.msg, needle))
-        th_fail(__FILE__, src_line, "expected \"%s\" in \"%s\"", needle, e.msg);
-    CHECK_EQ_INT(e.code, DSV4_EXIT_BADINPUT);
-}
-#define REFUSED(y, l, c, n) refused(y, l, c, n, __LINE__)
 
 static void file_hash(const char *rel, char out[33])
 {

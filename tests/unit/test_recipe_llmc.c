@@ -2,6 +2,7 @@
  * into groups; their transformers-named targets select the right release modules; everything we
  * would have to approximate is refused at its line and column. */
 #include "harness.h"
+#include "test_recipe_util.h"
 #include "recipe/recipe.h"
 
 #include <string.h>
@@ -16,23 +17,6 @@ static int parse(const char *y, dsv4_recipe *r)
     return 0;
 }
 
-static void refused(const char *yaml, int line, int col, const char *needle, int src_line)
-{
-    dsv4_recipe r;
-    dsv4_err e;
-    char where[32];
-    if (dsv4_recipe_parse(yaml, strlen(yaml), "l.yaml", &r, &e) == 0) {
-        th_fail(__FILE__, src_line, "accepted: %s", yaml);
-        dsv4_recipe_free(&r);
-        return;
-    }
-    snprintf(where, sizeof where, "l.yaml:%d:%d: ", line, col);
-    if (strncmp(e.msg, where, strlen(where)))
-        th_fail(__FILE__, src_line, "expected \"%s\" at the start of \"%s\"", where, e.msg);
-    if (!strstr(e.msg, needle))
-        th_fail(__FILE__, src_line, "expected \"%s\" in \"%s\"", needle, e.msg);
-}
-#define REFUSED(y, l, c, n) refused(y, l, c, n, __LINE__)
 
 TEST(llmc_preset_form)
 {
