@@ -30,21 +30,6 @@ static void usage(FILE *f)
           f);
 }
 
-static void shape_str(const dsv4_plan_out *o, char *buf, size_t cap)
-{
-    size_t off = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < o->ndim && off < cap; i++)
-        off += (size_t)snprintf(buf + off, cap - off, "%s%lld", i ? ", " : "", (long long)o->shape[i]);
-    if (off < cap)
-        snprintf(buf + off, cap - off, "]");
-}
-
-static int threads_of(int asked)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return asked > 0 ? asked : n < 1 ? 1 : n > 64 ? 64 : (int)n;
-}
-
 static json_t *plan_json(const dsv4_plan *p, const dsv4_recipe *r, int threads)
 {
     json_t *tensors = json_array();
@@ -75,7 +60,7 @@ static void print_plan(const dsv4_plan *p, const dsv4_recipe *r, int threads)
         const dsv4_plan_job *j = &p->jobs[i];
         for (int k = 0; k < j->n_out; k++, n++) {
             char shape[64];
-            shape_str(&j->out[k], shape, sizeof shape);
+            dsv4_dims_str(j->out[k].shape, j->out[k].ndim, shape, sizeof shape);
             printf("%-60s %-8s %-16s %12llu  %s%s%s\n", j->out[k].name, dsv4_dtype_name(j->out[k].dtype), shape,
                    (unsigned long long)dsv4_plan_out_bytes(&j->out[k]), dsv4_job_kind_name(j->kind),
                    j->group >= 0 ? " " : "", j->group >= 0 ? r->groups[j->group].name : "");
@@ -204,12 +189,12 @@ int main(int argc, char **argv)
     }
     if (dry) {
         if (json) {
-            json_t *j = plan_json(&p, &r, threads_of(threads));
+            json_t *j = plan_json(&p, &r, dsv4_convert_threads(threads));
             json_dumpf(j, stdout, JSON_INDENT(2));
             printf("\n");
             json_decref(j);
         } else {
-            print_plan(&p, &r, threads_of(threads));
+            print_plan(&p, &r, dsv4_convert_threads(threads));
         }
     } else if (compare) {
         rc = compare_tensor(&p, &r, out, compare, &e);

@@ -115,10 +115,10 @@ static void *worker(void *arg)
     }
 }
 
-static int default_threads(void)
+int dsv4_convert_threads(int asked)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+    return asked > 0 ? (asked > 64 ? 64 : asked) : n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
 /* Copies the tokenizer and generation files that exist in src_dir. */
@@ -200,7 +200,7 @@ int dsv4_convert_run(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4_recipe
         json_decref(P.inexact);
         goto fail_plan;
     }
-    int threads = o && o->threads > 0 ? o->threads : default_threads();
+    int threads = dsv4_convert_threads(o ? o->threads : 0);
     if ((size_t)threads > p->n)
         threads = p->n ? (int)p->n : 1;
     pthread_t tid[64];

@@ -37,6 +37,9 @@ void dsv4_convert_stats_free(dsv4_convert_stats *st);
 int dsv4_convert_one(const dsv4_plan *p, const dsv4_recipe *r, const char *name, uint8_t **bytes,
                      uint64_t *n, dsv4_err *e);
 
+/* Worker threads for a request: `asked` when positive, else one per core (at most 64). */
+int dsv4_convert_threads(int asked);
+
 /* Bytes of one planned output tensor. */
 uint64_t dsv4_plan_out_bytes(const dsv4_plan_out *o);
 

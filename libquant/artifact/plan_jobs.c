@@ -17,16 +17,6 @@ static int64_t cdiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 static int is_dense(dsv4_dtype t) { return t == DSV4_BF16 || t == DSV4_F16 || t == DSV4_F32; }
 
-static void shape_str(int ndim, const int64_t *s, char *buf, size_t cap)
-{
-    if (ndim == 0)
-        snprintf(buf, cap, "[]");
-    else if (ndim == 1)
-        snprintf(buf, cap, "[%lld]", (long long)s[0]);
-    else
-        snprintf(buf, cap, "[%lld, %lld]", (long long)s[0], (long long)s[1]);
-}
-
 static int same_shape(const dsv4_tensor *t, int ndim, int64_t d0, int64_t d1)
 {
     return t->ndim == ndim && t->shape[0] == d0 && (ndim < 2 || t->shape[1] == d1);
@@ -36,8 +26,8 @@ static int bad_shape(plan_ctx *c, const dsv4_tensor *t, const char *release, int
 {
     char want[64], got[64];
     int64_t w[2] = {d0, d1};
-    shape_str(ndim, w, want, sizeof want);
-    shape_str(t->ndim > 2 ? 2 : t->ndim, t->shape, got, sizeof got);
+    dsv4_dims_str(w, ndim, want, sizeof want);
+    dsv4_dims_str(t->shape, t->ndim > 2 ? 2 : t->ndim, got, sizeof got);
     return dsv4_fail(c->e, "source tensor '%s' (release %s): %s %s%s, expected %s %s", t->name, release,
                      dsv4_dtype_name(t->dtype), got, t->ndim > 2 ? " (more than 2 dims)" : "",
                      dsv4_dtype_name(t->dtype), want);

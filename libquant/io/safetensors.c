@@ -22,15 +22,19 @@ uint64_t dsv4_tensor_numel(const dsv4_tensor *t)
     return n;
 }
 
-char *dsv4_shape_str(const dsv4_tensor *t, char *buf, size_t cap)
+char *dsv4_dims_str(const int64_t *shape, int ndim, char *buf, size_t cap)
 {
-    size_t off = 0;
-    off += (size_t)snprintf(buf + off, cap - off, "[");
-    for (int i = 0; i < t->ndim && off < cap; i++)
-        off += (size_t)snprintf(buf + off, cap - off, "%s%lld", i ? ", " : "", (long long)t->shape[i]);
+    size_t off = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && off < cap; i++)
+        off += (size_t)snprintf(buf + off, cap - off, "%s%lld", i ? ", " : "", (long long)shape[i]);
     if (off < cap)
         snprintf(buf + off, cap - off, "]");
     return buf;
+}
+
+char *dsv4_shape_str(const dsv4_tensor *t, char *buf, size_t cap)
+{
+    return dsv4_dims_str(t->shape, t->ndim, buf, cap);
 }
 
 /* A JSON integer that is non-negative and fits in int64. */

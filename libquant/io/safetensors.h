@@ -52,7 +52,10 @@ const char *dsv4_st_meta(const dsv4_st_file *f, const char *key);
 
 uint64_t dsv4_tensor_numel(const dsv4_tensor *t);
 static inline uint64_t dsv4_tensor_nbytes(const dsv4_tensor *t) { return t->end - t->begin; }
-/* "[a, b, c]" into buf; returns buf. */
+/* "[a, b, c]" of ndim dimensions (ndim 0: "[]") into buf; returns buf. Every shape in a message
+ * or a listing is written by this one function. */
+char *dsv4_dims_str(const int64_t *shape, int ndim, char *buf, size_t cap);
+/* The shape of a tensor, by dsv4_dims_str. */
 char *dsv4_shape_str(const dsv4_tensor *t, char *buf, size_t cap);
 
 #endif

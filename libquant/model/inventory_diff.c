@@ -83,11 +83,7 @@ int dsv4_inv_diff_clean(const dsv4_inv_diff *d)
 
 char *dsv4_inv_shape_str(const dsv4_inv_tensor *t, char *buf, size_t cap)
 {
-    if (t->ndim == 1)
-        snprintf(buf, cap, "[%lld]", (long long)t->shape[0]);
-    else
-        snprintf(buf, cap, "[%lld, %lld]", (long long)t->shape[0], (long long)t->shape[1]);
-    return buf;
+    return dsv4_dims_str(t->shape, t->ndim, buf, cap);
 }
 
 char *dsv4_diff_entry_str(const dsv4_diff_entry *x, char *buf, size_t cap)

@@ -138,6 +138,18 @@ static int class_like(const char *s)
     return 1;
 }
 
+int rc_group_targets(ry *y, const yaml_node_t *n, const char *where, dsv4_recipe_group *g)
+{
+    const yaml_node_t *v = ry_get(y, n, "targets");
+    if (!v)
+        return ry_fail(y, n, "%s: 'targets' is required", where);
+    if (rc_targets(y, v, "targets", &g->targets, &g->n_targets))
+        return -1;
+    if (!g->n_targets)
+        return ry_fail(y, v, "targets: the list is empty");
+    return 0;
+}
+
 int rc_targets(ry *y, const yaml_node_t *n, const char *what, char ***list, size_t *count)
 {
     size_t from = *count;

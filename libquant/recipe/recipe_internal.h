@@ -18,6 +18,9 @@ int rc_finish_group(ry *y, const yaml_node_t *at, dsv4_recipe_group *g);
 int rc_scheme_parse(const char *s);
 /* Reads a list of targets (or ignore entries), checking each pattern where it is written. */
 int rc_targets(ry *y, const yaml_node_t *n, const char *what, char ***list, size_t *count);
+/* A group's `targets` key of mapping n: required, read with rc_targets, not empty. `where` names
+ * the group in the message. */
+int rc_group_targets(ry *y, const yaml_node_t *n, const char *where, dsv4_recipe_group *g);
 /* GPTQ actorder as given ("static", "weight", "group", "dynamic", none / null / false) into
  * g->actorder ("static" or ""). */
 int rc_actorder(ry *y, const yaml_node_t *n, const char *what, dsv4_recipe_group *g);

@@ -250,12 +250,8 @@ static int read_config_group(ry *y, const yaml_node_t *key, const yaml_node_t *n
         if (g->method == DSV4_METHOD_GPTQ)
             snprintf(g->actorder, sizeof g->actorder, "%s", tmp.actorder);
     }
-    if (!(v = ry_get(y, n, "targets")))
-        return ry_fail(y, n, "%s: 'targets' is required", where);
-    if (rc_targets(y, v, "targets", &g->targets, &g->n_targets))
+    if (rc_group_targets(y, n, where, g))
         return -1;
-    if (!g->n_targets)
-        return ry_fail(y, v, "targets: the list is empty");
     return rc_finish_group(y, key, g);
 }
 

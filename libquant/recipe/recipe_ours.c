@@ -44,12 +44,8 @@ static int read_group(ry *y, const yaml_node_t *n, size_t idx, dsv4_recipe *r)
     dsv4_recipe_group *g = rc_add_group(y, n, r, name, (dsv4_scheme)s);
     if (!g)
         return -1;
-    if (!(v = ry_get(y, n, "targets")))
-        return ry_fail(y, n, "%s: 'targets' is required", where);
-    if (rc_targets(y, v, "targets", &g->targets, &g->n_targets))
+    if (rc_group_targets(y, n, where, g))
         return -1;
-    if (!g->n_targets)
-        return ry_fail(y, v, "targets: the list is empty");
     if ((v = ry_get(y, n, "method"))) {
         if (ry_str(y, v, "method", buf, sizeof buf))
             return -1;

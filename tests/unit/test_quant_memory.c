@@ -58,8 +58,6 @@ static uint64_t write_model(const char *dir, int experts)
         }
         dsv4_st_writer_end(w, i, &e);
     }
-    char cpath[4200];
-    snprintf(cpath, sizeof cpath, "%s", text);
     if (dsv4_st_writer_add_file(w, "config.json", text, strlen(text), &e) || dsv4_st_writer_close(w, &e))
         th_fail(__FILE__, __LINE__, "%s", e.msg);
     uint64_t bytes = p.total_bytes;
