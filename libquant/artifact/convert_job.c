@@ -23,8 +23,7 @@ static int is_fp4(const dsv4_tensor *w, const dsv4_tensor *s)
     return s && (w->dtype == DSV4_I8 || w->dtype == DSV4_U8);
 }
 
-/* The job's source weight as BF16 [rows, cols] into dst (rows·cols elements). */
-static int source_bf16(const dsv4_tensor *w, const dsv4_tensor *s, uint16_t *dst, dsv4_err *e)
+int dsv4_source_bf16(const dsv4_tensor *w, const dsv4_tensor *s, uint16_t *dst, dsv4_err *e)
 {
     dsv4_qweight q = qweight(w, s);
     if (w->dtype == DSV4_F8_E4M3 && s)
@@ -76,7 +75,7 @@ static int nvfp4_rtn_scale(const dsv4_plan_job *j, const uint16_t *w, float *gs,
     float amax = dsv4_bf16_amax(w, (size_t)(j->rows * j->cols));
     if (b) {
         uint16_t *pb = alloc_bf16(j->rows, j->cols, b->name, e);
-        if (!pb || source_bf16(b, bs, pb, e)) {
+        if (!pb || dsv4_source_bf16(b, bs, pb, e)) {
             free(pb);
             return -1;
         }
@@ -100,7 +99,7 @@ int dsv4_job_run(const dsv4_plan_job *j, int group_size, uint8_t *const dst[3], 
         memcpy(dst[0], w->data, dsv4_tensor_nbytes(w));
         return 0;
     case DSV4_JOB_BF16:
-        return source_bf16(w, s, (uint16_t *)dst[0], e);
+        return dsv4_source_bf16(w, s, (uint16_t *)dst[0], e);
     case DSV4_JOB_FP8_PASS:
         if (w->dtype != DSV4_F8_E4M3 || !s || s->dtype != DSV4_F8_E8M0)
             return dsv4_fail(e, "%s: FP8 pass-through needs an F8_E4M3 weight and an F8_E8M0 .scale", w->name);
@@ -142,7 +141,7 @@ int dsv4_job_run(const dsv4_plan_job *j, int group_size, uint8_t *const dst[3], 
         }
     }
     uint16_t *v = alloc_bf16(j->rows, j->cols, w->name, e);
-    if (!v || source_bf16(w, s, v, e)) {
+    if (!v || dsv4_source_bf16(w, s, v, e)) {
         free(v);
         return -1;
     }

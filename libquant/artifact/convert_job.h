@@ -15,4 +15,8 @@ typedef struct dsv4_job_report {
 int dsv4_job_run(const dsv4_plan_job *j, int group_size, uint8_t *const dst[3], dsv4_job_report *rep,
                  dsv4_err *e);
 
+/* A source weight as BF16 (rows x cols elements into dst): release FP8-block with its e8m0 `.scale`
+ * `s`, FP4 with its scale, F16/F32 rounded to nearest even, BF16 copied. The BF16 job's values. */
+int dsv4_source_bf16(const dsv4_tensor *w, const dsv4_tensor *s, uint16_t *dst, dsv4_err *e);
+
 #endif

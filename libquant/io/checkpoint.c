@@ -247,7 +247,24 @@ static int list_shards(const char *dir, char ***out, size_t *n, dsv4_err *e)
     return 0;
 }
 
-static int open_files(dsv4_ckpt *c, char **names, size_t n, dsv4_err *e)
+static int skip_bad(dsv4_ckpt *c, const char *name, const dsv4_err *why, dsv4_err *e)
+{
+    dsv4_bad_shard *nb = realloc(c->bad_shards, (c->n_bad_shards + 1) * sizeof *nb);
+    if (!nb)
+        return dsv4_fail_rt(e, "out of memory");
+    c->bad_shards = nb;
+    nb[c->n_bad_shards].file = strdup(name);
+    nb[c->n_bad_shards].why = strdup(why->msg);
+    if (!nb[c->n_bad_shards].file || !nb[c->n_bad_shards].why) {
+        free(nb[c->n_bad_shards].file);
+        free(nb[c->n_bad_shards].why);
+        return dsv4_fail_rt(e, "out of memory");
+    }
+    c->n_bad_shards++;
+    return 0;
+}
+
+static int open_files(dsv4_ckpt *c, char **names, size_t n, int flags, dsv4_err *e)
 {
     c->files = calloc(n ? n : 1, sizeof *c->files);
     if (!c->files)
@@ -255,14 +272,23 @@ static int open_files(dsv4_ckpt *c, char **names, size_t n, dsv4_err *e)
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
         char *p = join(c->dir, names[i]);
-        int rc = p ? dsv4_st_open(p, &c->files[i], e) : dsv4_fail_rt(e, "out of memory");
+        size_t k = c->n_files;
+        dsv4_err why = {0};
+        int rc = p ? dsv4_st_open(p, &c->files[k], &why) : dsv4_fail_rt(&why, "out of memory");
         free(p);
-        if (rc)
+        if (rc) {
+            if ((flags & DSV4_CKPT_SKIP_BAD) && why.code != DSV4_EXIT_RUNTIME) {
+                if (skip_bad(c, names[i], &why, e))
+                    return -1;
+                continue;
+            }
+            *e = why;
             return -1;
+        }
         c->n_files++;
-        for (size_t j = 0; j < c->files[i].n; j++)
-            c->files[i].tensors[j].file = (uint32_t)i;
-        total += c->files[i].n;
+        for (size_t j = 0; j < c->files[k].n; j++)
+            c->files[k].tensors[j].file = (uint32_t)k;
+        total += c->files[k].n;
     }
     c->by_name = calloc(total ? total : 1, sizeof *c->by_name);
     if (!c->by_name)
@@ -344,7 +370,7 @@ static int open_indexed(dsv4_ckpt *c, const char *index_path, int flags, dsv4_er
             problem(c, DSV4_CKPT_LENIENT, e, "%s/%s: orphan shard, not named by the index", c->dir, s))
             goto fail;
     }
-    rc = open_files(c, open_list, n_open, e) || check_index(c, flags, e) ? -1 : 0;
+    rc = open_files(c, open_list, n_open, flags, e) || check_index(c, flags, e) ? -1 : 0;
     for (size_t i = 0; i < n_present; i++)
         free(present[i]);
     free(present);
@@ -375,7 +401,7 @@ int dsv4_ckpt_open(const char *path, int flags, dsv4_ckpt *c, dsv4_err *e)
                 if (n == 0)
                     dsv4_fail(e, "%s: no .safetensors files and no %s", path, DSV4_INDEX_NAME);
                 else
-                    rc = open_files(c, names, n, e);
+                    rc = open_files(c, names, n, flags, e);
                 for (size_t i = 0; i < n; i++)
                     free(names[i]);
                 free(names);
@@ -394,7 +420,7 @@ int dsv4_ckpt_open(const char *path, int flags, dsv4_ckpt *c, dsv4_err *e)
             rc = open_indexed(c, path, flags, e);
         } else {
             char *base = strdup(slash ? slash + 1 : path);
-            rc = base ? open_files(c, &base, 1, e) : dsv4_fail_rt(e, "out of memory");
+            rc = base ? open_files(c, &base, 1, flags, e) : dsv4_fail_rt(e, "out of memory");
             free(base);
         }
     }
@@ -413,6 +439,11 @@ void dsv4_ckpt_close(dsv4_ckpt *c)
     for (size_t i = 0; i < c->n_problems; i++)
         free(c->problems[i]);
     free(c->problems);
+    for (size_t i = 0; i < c->n_bad_shards; i++) {
+        free(c->bad_shards[i].file);
+        free(c->bad_shards[i].why);
+    }
+    free(c->bad_shards);
     free(c->dir);
     memset(c, 0, sizeof *c);
 }

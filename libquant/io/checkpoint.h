@@ -27,8 +27,15 @@ void dsv4_index_free(dsv4_index *ix);
 const char *dsv4_index_lookup(const dsv4_index *ix, const char *name);
 
 enum {
-    DSV4_CKPT_LENIENT = 1, /* record index inconsistencies in `problems` instead of failing */
+    DSV4_CKPT_LENIENT = 1,   /* record index inconsistencies in `problems` instead of failing */
+    DSV4_CKPT_SKIP_BAD = 2,  /* a shard whose header does not parse (truncated write, garbage) is
+                                left out and recorded in `bad_shards` instead of failing the open */
 };
+
+typedef struct dsv4_bad_shard {
+    char *file;            /* shard file name */
+    char *why;             /* the reader's error message */
+} dsv4_bad_shard;
 
 typedef struct dsv4_ckpt {
     char *dir;             /* folder holding the files */
@@ -41,6 +48,8 @@ typedef struct dsv4_ckpt {
     uint64_t data_bytes;   /* sum of tensor byte sizes */
     size_t n_problems;     /* index drift found (lenient mode) and warnings (orphan shards) */
     char **problems;
+    size_t n_bad_shards;   /* DSV4_CKPT_SKIP_BAD: shards left out, in name order */
+    dsv4_bad_shard *bad_shards;
 } dsv4_ckpt;
 
 /* Opens a checkpoint from a folder (index, or a lone .safetensors file), a .safetensors file or an

@@ -1,0 +1,4 @@
+/* Rules: config (being written). */
+#include "verify/rule.h"
+
+const dsv4_rule *const dsv4_rules_config[] = {NULL};

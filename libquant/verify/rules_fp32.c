@@ -1,0 +1,4 @@
+/* Rules: fp32 (being written). */
+#include "verify/rule.h"
+
+const dsv4_rule *const dsv4_rules_fp32[] = {NULL};

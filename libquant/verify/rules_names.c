@@ -1,0 +1,4 @@
+/* Rules: names (being written). */
+#include "verify/rule.h"
+
+const dsv4_rule *const dsv4_rules_names[] = {NULL};
