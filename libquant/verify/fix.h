@@ -1,8 +1,10 @@
 /* A repair, as data: what dsv4-fixup must do to one tensor or to config.json, and which rule asked
  * for it. Rules emit these while checking (vctx.h: dsv4_vctx_fix_*); dsv4-fixup collects them into
  * a plan, prints them with --dry-run, and the rewriter (fixup/rewrite.h) applies them in one pass
- * per shard. Tensor names in ops are FINAL (canonical release) names, except the old name of a
- * RENAME; a RENAME is implied for every tensor whose canonical name differs from its name on disk. */
+ * per shard. Ops apply in list order (rules run in registry order, the names rules first): a RENAME
+ * renames the tensor that has `name` at that point, and every other op names a tensor by the name
+ * it has after the ops before it. The names rules rename on-disk names to canonical names (vctx.h),
+ * so the later rules, which work on canonical names, name tensors consistently. */
 #ifndef DSV4_FIX_H
 #define DSV4_FIX_H
 
