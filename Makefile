@@ -7,6 +7,7 @@
 # Sources are found by directory, so a new module is a new file, not a Makefile edit:
 #   libquant/*/*.c  kernels/cpu/*.c  kernels/cuda/*.cu  tools/*.c (one binary each)
 #   tests/unit/*.c (linked into one runner)  bench/*.c (one binary each)  tests/fuzz/fuzz_*.c
+#   tests/breakgen/*.c (one binary, build/tests/dsv4-break)
 
 SAN  ?= 0
 ifeq ($(SAN),1)
@@ -41,6 +42,7 @@ TOOL_SRC := $(sort $(wildcard tools/*.c))
 TEST_SRC := $(sort $(wildcard tests/unit/*.c))
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+BREAK_SRC:= $(sort $(wildcard tests/breakgen/*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 ifeq ($(CUDA),1)
@@ -58,11 +60,12 @@ endif
 
 TOOLS    := $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
 TESTBIN  := $(BUILD)/tests/unit
+BREAKBIN := $(BUILD)/tests/dsv4-break
 BENCHES  := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 LIBQ     := $(BUILD)/libquant.a
 
 .PHONY: all deps test bench fuzz clean
-all: deps $(LIBQ) $(TOOLS) $(TESTBIN) $(BENCHES)
+all: deps $(LIBQ) $(TOOLS) $(TESTBIN) $(BREAKBIN) $(BENCHES)
 
 # Installs the Debian packages when pkg-config cannot find them.
 deps:
@@ -85,6 +88,11 @@ $(BUILD)/bin/%: $(BUILD)/obj/tools/%.o $(LIBQ)
 	$(CC) $(LDFLAGS) $< $(LIBQ) $(LDLIBS) -o $@
 
 $(TESTBIN): $(TEST_SRC:%.c=$(BUILD)/obj/%.o) $(LIBQ)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $(filter %.o,$^) $(LIBQ) $(LDLIBS) -o $@
+
+# The broken-artifact generator of the verify/fixup end-to-end test (tests/breakgen/README.md).
+$(BREAKBIN): $(BREAK_SRC:%.c=$(BUILD)/obj/%.o) $(LIBQ)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $(filter %.o,$^) $(LIBQ) $(LDLIBS) -o $@
 
