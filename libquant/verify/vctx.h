@@ -106,6 +106,7 @@ int dsv4_vctx_fix_put(dsv4_vctx *v, const char *name, dsv4_dtype dtype, int ndim
 /* `dotted` is a key path "quantization_config.scale_fmt" (keys contain no dots); value is taken
  * over (NULL deletes the key). */
 int dsv4_vctx_fix_config(dsv4_vctx *v, const char *dotted, json_t *value, const char *why);
+int dsv4_vctx_fix_index(dsv4_vctx *v, const char *why);
 
 /* Lookups by canonical name. */
 const dsv4_vtensor *dsv4_side_find(const dsv4_side *s, const char *name);
