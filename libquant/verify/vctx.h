@@ -43,7 +43,7 @@ typedef struct dsv4_side {
     char *path;
     dsv4_ckpt ck;              /* opened with DSV4_CKPT_LENIENT | DSV4_CKPT_SKIP_BAD */
     json_t *config;            /* config.json, NULL when absent or not JSON */
-    char config_problem[600];  /* why config is NULL or does not describe a model ("" when fine) */
+    char config_problem[2048];  /* why config is NULL or does not describe a model ("" when fine) */
     int have_model;            /* cfg and inv are valid */
     dsv4_config cfg;
     dsv4_inventory inv;
