@@ -1,17 +1,19 @@
 /* dsv4-break: writes a copy of a clean dsv4-quant artifact broken in one way a real pipeline broke
  * its artifact, for the dsv4-verify / dsv4-fixup end-to-end tests (tests/cli/verify_fixup.sh,
- * tests/breakgen/cases.tsv). Also the comparisons that test needs (--diff, --config-equal).
+ * tests/breakgen/cases.tsv). Also the comparisons that test needs (--diff, --config-equal, --report).
  *
  *   dsv4-break MODE CLEAN OUT [--source SRC]   write OUT (which must not exist)
  *   dsv4-break --list                          every mode, one line each
  *   dsv4-break --diff CLEAN BROKEN             what BROKEN changed (diff.h)
  *   dsv4-break --config-equal A B              config.json equality, "dsv4_fixup" ignored
+ *   dsv4-break --report FILE                   rule ids in dsv4-verify's JSON (report.h)
  * Exit codes: 0 ok (equal), 1 runtime failure, 2 bad usage or input, 3 configs differ. */
 #include <stdio.h>
 #include <string.h>
 
 #include "diff.h"
 #include "modes.h"
+#include "report.h"
 
 static const bt_mode *const *groups(void)
 {
@@ -34,7 +36,8 @@ static int usage(FILE *f)
     fprintf(f, "usage: dsv4-break MODE CLEAN_ARTIFACT OUT [--source SRC]\n"
                "       dsv4-break --list\n"
                "       dsv4-break --diff CLEAN BROKEN\n"
-               "       dsv4-break --config-equal A B\n");
+               "       dsv4-break --config-equal A B\n"
+               "       dsv4-break --report VERIFY_JSON\n");
     return f == stdout ? 0 : DSV4_EXIT_BADINPUT;
 }
 
@@ -86,6 +89,8 @@ int main(int argc, char **argv)
         int rc = bt_config_equal(argv[2], argv[3], stdout, &e);
         return rc < 0 ? fail(&e) : rc ? DSV4_EXIT_GATE : 0;
     }
+    if (argc == 3 && !strcmp(argv[1], "--report"))
+        return bt_report(argv[2], stdout, &e) ? fail(&e) : 0;
     if (argc != 4 && !(argc == 6 && !strcmp(argv[4], "--source")))
         return usage(stderr);
     const bt_mode *m = find_mode(argv[1]);
