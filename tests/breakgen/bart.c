@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "formats/fp.h"
-#include "io/json_out.h"
 #include "util/json_in.h"
 
 static int cmp_tensor(const void *x, const void *y)

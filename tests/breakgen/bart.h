@@ -67,7 +67,8 @@ int bt_rename(bt_art *a, const char *name, const char *new_name, dsv4_err *e);
  * failure too). */
 int bt_put(bt_art *a, const char *name, dsv4_dtype dtype, int ndim, const int64_t *shape, uint8_t *data,
            dsv4_err *e);
-/* Adds (or replaces) a tensor whose bytes are borrowed from an open mapping (the source). */
+/* Adds (or replaces) a tensor with a copy of the bytes, dtype and shape of a tensor of another open
+ * checkpoint (the source). */
 int bt_put_view(bt_art *a, const char *name, const dsv4_tensor *from, dsv4_err *e);
 /* New dtype/shape for an existing tensor with the same byte count (the bytes are unchanged). */
 int bt_reshape(bt_art *a, const char *name, dsv4_dtype dtype, int ndim, const int64_t *shape, dsv4_err *e);

@@ -149,8 +149,11 @@ static int write_header_only(bt_art *a, const char *tmp, ix_list *ix, dsv4_err *
         dsv4_jbuf_puts(&b, "}");
         for (size_t k = 0; k < sf->n; k++) {
             const bt_tensor *t = from_orig(a, &sf->tensors[k]);
-            if (!t)
-                continue; /* dropped: header-only edits keep every tensor, see the check above */
+            if (!t) {
+                dsv4_jbuf_free(&b);
+                return dsv4_fail(e, "tensor '%s': a header-only edit cannot drop tensors (the data section "
+                                 "would no longer be tiled)", sf->tensors[k].name);
+            }
             dsv4_jbuf_puts(&b, ",");
             dsv4_jbuf_str_ascii(&b, t->name);
             dsv4_jbuf_printf(&b, ":{\"dtype\":\"%s\",\"shape\":[", dsv4_dtype_name(t->dtype));

@@ -16,7 +16,8 @@ size_t bt_json_diff(const json_t *a, const json_t *b, const char *ignore_key, FI
 /* `--diff CLEAN BROKEN`: prints the summary line
  *   -R +A ~C cK ixI badB orphO
  * (tensors only in CLEAN, only in BROKEN, in both but with another dtype, shape or bytes; config.json
- * leaves that differ; 1 when BROKEN's index is not what its shards imply; shards that do not open;
+ * leaves that differ; 1 when BROKEN's index is not what its readable shards imply or a shard does
+ * not open; shards that do not open;
  * model*.safetensors files the index does not name), then one line per difference. */
 int bt_diff(const char *clean, const char *broken, FILE *f, dsv4_err *e);
 

@@ -46,8 +46,8 @@ int bt_fp8_block_quantize(bt_art *a, const char *weight, const char *scale_name,
 
 /* quantization_config's group whose targets mention `needle` (e.g. "experts"), or NULL. */
 json_t *bt_ct_group(bt_art *a, const char *needle, dsv4_err *e);
-/* The config's object at a dotted path ("quantization_config"), borrowed; the config is marked
- * changed (re-rendered on write). NULL with an error when absent or not an object. */
+/* The config's object at a dotted path ("quantization_config"), borrowed. NULL with an error when
+ * absent or not an object. A mode that edits the config sets a->config_changed. */
 json_t *bt_config_obj(bt_art *a, const char *dotted, dsv4_err *e);
 
 #endif

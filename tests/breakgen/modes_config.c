@@ -103,6 +103,7 @@ static int targets_hf_names(bt_art *a, const dsv4_ckpt *src, dsv4_err *e)
     json_t *g = bt_ct_group(a, "ffn\\.experts", e);
     if (!g)
         return -1;
+    a->config_changed = 1;
     json_t *t = json_array();
     json_array_append_new(t, json_string("re:^model\\.layers\\.\\d+\\.mlp\\.experts\\.\\d+\\.(gate_proj|up_proj|down_proj)$"));
     json_object_set_new(g, "targets", t);
@@ -116,6 +117,7 @@ static int targets_match_mtp(bt_art *a, const dsv4_ckpt *src, dsv4_err *e)
     json_t *g = bt_ct_group(a, "ffn\\.experts", e);
     if (!g)
         return -1;
+    a->config_changed = 1;
     json_array_append_new(json_object_get(g, "targets"), json_string("re:.*experts\\.\\d+\\.(w1|w2|w3)$"));
     return 0;
 }
@@ -131,6 +133,7 @@ static int targets_ignore_overlap(bt_art *a, const dsv4_ckpt *src, dsv4_err *e)
     json_t *first = json_array_get(json_object_get(g, "targets"), 0);
     if (!json_is_array(ignore) || !json_is_string(first))
         return dsv4_fail(e, "%s/config.json: expected an ignore list and a string target", a->dir);
+    a->config_changed = 1;
     json_array_append_new(ignore, json_copy(first));
     return 0;
 }
@@ -153,6 +156,7 @@ static int targets_fused_split(bt_art *a, const dsv4_ckpt *src, dsv4_err *e)
         char buf[1024];
         snprintf(buf, sizeof buf, "%.*s|%s", (int)(hit - s), s, hit + 5);
         json_array_set_new(targets, i, json_string(buf));
+        a->config_changed = 1;
         return 0;
     }
     return dsv4_fail(e, "%s/config.json: no FP8 target lists wkv as an alternative (\"|wkv|\")", a->dir);

@@ -51,6 +51,7 @@ static int compressor_quantized(bt_art *a, const dsv4_ckpt *src, dsv4_err *e)
     json_t *qc = g ? bt_config_obj(a, "quantization_config", e) : NULL;
     if (!qc)
         return -1;
+    a->config_changed = 1;
     json_t *targets = json_object_get(g, "targets");
     for (size_t i = 0; i < sizeof COMPRESSOR_TARGETS / sizeof *COMPRESSOR_TARGETS; i++)
         json_array_append_new(targets, json_string(COMPRESSOR_TARGETS[i]));
@@ -139,7 +140,6 @@ static int scale_f32(bt_art *a, const dsv4_ckpt *src, dsv4_err *e)
     json_t *g = bt_ct_group(a, "attn\\.(wq_a", e);
     if (!g)
         return -1;
-    a->config_changed = 0; /* looked at, not changed */
     if (!json_is_object(json_object_get(g, "input_activations")))
         return dsv4_fail(e, "%s/config.json: the FP8 group has no input_activations: expected dsv4-quant's dynamic "
                          "FP8 activations (B's script would set them)", a->dir);

@@ -107,7 +107,6 @@ json_t *bt_config_obj(bt_art *a, const char *dotted, dsv4_err *e)
     if (!json_is_object(o))
         return dsv4_fail(e, "%s/config.json: '%s' is missing or not an object: expected a clean dsv4-quant config",
                          a->dir, dotted), NULL;
-    a->config_changed = 1;
     return o;
 }
 
