@@ -1,0 +1,25 @@
+/* The repair of a quantization_config's targets: regenerate every config group's `targets` and the
+ * `ignore` list from the schemes the modules are stored in, with the enumerated, anchored
+ * patterns dsv4-quant writes (artifact/ct_config.h builds them), keeping each group's weights,
+ * input_activations and format as they are. Possible only when every linear layer is present in a
+ * recognized form and each quantized one fits exactly one group's args, and each group describes
+ * at least one stored module; on a clean dsv4-quant artifact the result equals the original. */
+#ifndef DSV4_VT_REGEN_H
+#define DSV4_VT_REGEN_H
+
+#include "verify/vt_targets.h"
+
+/* The regenerated quantization_config (a new object), or NULL with one sentence in why. */
+json_t *dsv4_vt_regen(const dsv4_vctx *v, const dsv4_vt_view *w, char *why, size_t cap);
+
+/* Adds the CONFIG ops (tagged with the running rule) that turn the artifact's quantization_config
+ * into the regenerated one: each group's targets that differ, and ignore. An op some earlier rule
+ * already added (same key, same value) is not repeated. Returns the number of ops the repair
+ * needs (0 with why set when it is impossible or changes nothing), or -1 out of memory. */
+int dsv4_vt_regen_fix(dsv4_vctx *v, const dsv4_vt_view *w, char *why, size_t cap);
+
+/* Adds a CONFIG op unless an identical one (same key path, equal value) is already in the list.
+ * `value` is taken over. 0, or -1 out of memory. */
+int dsv4_vt_fix_config_once(dsv4_vctx *v, const char *dotted, json_t *value, const char *why);
+
+#endif
