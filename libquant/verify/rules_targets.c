@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "verify/vt_fused.h"
 #include "verify/vt_regen.h"
 #include "verify/vt_targets.h"
 
@@ -288,27 +289,6 @@ static void run_ignore_overlap(dsv4_vctx *v, const dsv4_rule *self)
 
 /* ---- targets-fused-halves ---- */
 
-/* The modules vLLM fuses, by their names inside a block. */
-static const struct {
-    const char *a, *b, *fused;
-} FUSED[] = {
-    {"attn.wq_a", "attn.wkv", "attn.fused_wqa_wkv"},
-    {"attn.compressor.wkv", "attn.compressor.wgate", "attn.compressor.fused_wkv_wgate"},
-    {"attn.indexer.compressor.wkv", "attn.indexer.compressor.wgate", "attn.indexer.compressor.fused_wkv_wgate"},
-    {"ffn.shared_experts.w1", "ffn.shared_experts.w3", "ffn.shared_experts.gate_up_proj"},
-};
-
-/* Length of "layers.N." / "mtp.N." at the start of a module name, 0 when none. */
-static size_t block_len(const char *m)
-{
-    const char *p = !strncmp(m, "layers.", 7) ? m + 7 : !strncmp(m, "mtp.", 4) ? m + 4 : NULL;
-    if (!p || *p < '0' || *p > '9')
-        return 0;
-    while (*p >= '0' && *p <= '9')
-        p++;
-    return *p == '.' ? (size_t)(p + 1 - m) : 0;
-}
-
 /* How the config treats a module under the name vLLM asks for: -1 ignored, else a group mask. */
 static int64_t outcome(const dsv4_vt_view *w, const char *module, int expert_leaf)
 {
@@ -361,31 +341,12 @@ static void run_fused_halves(dsv4_vctx *v, const dsv4_rule *self)
     if (!open_view(v, &w))
         return;
     for (size_t i = 0; i < w.n_lin; i++) {
-        const dsv4_vt_linear *a = &w.lin[i];
-        size_t bl = block_len(a->module);
-        const char *rest = a->module + bl;
-        char other[DSV4_NAME_MAX + 64], fused[DSV4_NAME_MAX + 64];
-        if (!bl || !a->m)
-            continue;
-        size_t rl = strlen(rest);
-        if (!strncmp(rest, "ffn.experts.", 12) && rl > 3 && !strcmp(rest + rl - 3, ".w1")) {
-            snprintf(other, sizeof other, "%.*s.w3", (int)(strlen(a->module) - 3), a->module);
-            snprintf(fused, sizeof fused, "%.*sffn.experts.w13 (expert %.*s)", (int)bl, a->module, (int)(rl - 15),
-                     rest + 12);
-            const dsv4_vt_linear *b = find_lin(&w, other);
-            if (b)
-                check_pair(v, &w, a, b, fused, 1);
-            continue;
-        }
-        for (size_t k = 0; k < sizeof FUSED / sizeof *FUSED; k++) {
-            if (strcmp(rest, FUSED[k].a))
-                continue;
-            snprintf(other, sizeof other, "%.*s%s", (int)bl, a->module, FUSED[k].b);
-            snprintf(fused, sizeof fused, "%.*s%s", (int)bl, a->module, FUSED[k].fused);
-            const dsv4_vt_linear *b = find_lin(&w, other);
-            if (b)
-                check_pair(v, &w, a, b, fused, 0);
-        }
+        char other[DSV4_NAME_MAX], fused[DSV4_NAME_MAX + 64];
+        int expert;
+        const dsv4_vt_linear *b;
+        if (w.lin[i].m && dsv4_vt_fused_partner(w.lin[i].module, other, sizeof other, fused, sizeof fused, &expert) &&
+            (b = find_lin(&w, other)))
+            check_pair(v, &w, &w.lin[i], b, fused, expert);
     }
     dsv4_vt_view_free(&w);
 }
