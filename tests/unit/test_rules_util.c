@@ -58,11 +58,17 @@ static int copy_files(const char *src, const char *dst, int skip_config)
 
 int tr_copy_config(const char *src, const char *dst, tr_config_fn edit, void *ctx)
 {
-    char cmd[2048], path[700];
+    char cmd[2048];
     snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", src, dst);
     if (system(cmd) != 0)
         return -1;
-    snprintf(path, sizeof path, "%s/config.json", dst);
+    return tr_edit_config(dst, edit, ctx);
+}
+
+int tr_edit_config(const char *dir, tr_config_fn edit, void *ctx)
+{
+    char path[700];
+    snprintf(path, sizeof path, "%s/config.json", dir);
     json_error_t je;
     json_t *cfg = json_load_file(path, 0, &je);
     if (!cfg)

@@ -17,6 +17,8 @@ const char *tr_out(const char *tag);
 /* Copies artifact `src` to `dst` with config.json edited by `edit` (may be NULL). */
 typedef void (*tr_config_fn)(json_t *cfg, void *ctx);
 int tr_copy_config(const char *src, const char *dst, tr_config_fn edit, void *ctx);
+/* Edits the config.json of artifact `dir` in place. */
+int tr_edit_config(const char *dir, tr_config_fn edit, void *ctx);
 
 /* One tensor as the rewrite sees it; the edit may change any field. `data` must stay valid until
  * the rewrite returns (point into `buf` for replaced bytes). */
