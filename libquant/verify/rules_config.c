@@ -9,27 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "verify/vctx.h"
-
-/* 1 + the largest N of `layers.N.` / `mtp.N.` among the canonical names (0 when none). */
-static void tensor_blocks(const dsv4_side *s, int *layers, int *mtp)
-{
-    *layers = *mtp = 0;
-    for (size_t i = 0; i < s->n; i++) {
-        const char *n = s->v[i].name, *p = NULL;
-        int *dst = NULL;
-        if (!strncmp(n, "layers.", 7))
-            p = n + 7, dst = layers;
-        else if (!strncmp(n, "mtp.", 4))
-            p = n + 4, dst = mtp;
-        if (!p || *p < '0' || *p > '9')
-            continue;
-        char *end;
-        long b = strtol(p, &end, 10);
-        if (*end == '.' && b >= 0 && b < DSV4_MAX_LAYERS && b + 1 > *dst)
-            *dst = (int)b + 1;
-    }
-}
+#include "verify/vt_config.h"
 
 /* An integer top-level key of a config, or `dflt` when absent (-1 when present but not an integer). */
 static long long int_key(const json_t *cfg, const char *key, long long dflt)
@@ -109,70 +89,6 @@ static const char *const RELEASE_KEYS[] = {"compress_ratios", "num_hash_layers",
                                            "qk_rope_head_dim"};
 #define N_RELEASE_KEYS (sizeof RELEASE_KEYS / sizeof *RELEASE_KEYS)
 
-/* The config.json the model config was read from. */
-static const json_t *model_json(const dsv4_vctx *v)
-{
-    return v->model == &v->art.cfg ? v->art.config : v->model == &v->src.cfg ? v->src.config : NULL;
-}
-
-static json_t *number(double x)
-{
-    return x == (double)(long long)x && x < 9e15 && x > -9e15 ? json_integer((json_int_t)x) : json_real(x);
-}
-
-/* The release value of `key` when the model's transformers keys determine it exactly; NULL with why. */
-static json_t *reconstruct(const dsv4_vctx *v, const char *key, char *why, size_t cap)
-{
-    const dsv4_config *c = v->model;
-    const json_t *j = model_json(v);
-    if (!c || !j) {
-        snprintf(why, cap, "no usable model config");
-        return NULL;
-    }
-    if (!strcmp(key, "compress_ratios")) {
-        if (!present(j, "layer_types")) {
-            snprintf(why, cap, "no layer_types to derive it from");
-            return NULL;
-        }
-        json_t *a = json_array();
-        for (int i = 0; a && i < c->n_layers + c->n_mtp; i++)
-            json_array_append_new(a, json_integer(c->compress_ratio[i]));
-        return a;
-    }
-    if (!strcmp(key, "num_hash_layers")) {
-        int prefix = 1;
-        for (int i = 0; i < c->n_layers; i++)
-            prefix &= c->is_hash[i] == (i < c->n_hash_layers);
-        if (!present(j, "mlp_layer_types") || !prefix) {
-            snprintf(why, cap, "%s", prefix ? "no mlp_layer_types to derive it from"
-                                            : "mlp_layer_types' hash layers are not the first ones");
-            return NULL;
-        }
-        return json_integer(c->n_hash_layers);
-    }
-    if (!strcmp(key, "qk_rope_head_dim"))
-        return json_integer(c->rope_head_dim); /* absent, so the model read partial_rotary_factor */
-    if (!strcmp(key, "torch_dtype")) {
-        if (!present(j, "dtype")) {
-            snprintf(why, cap, "no dtype to derive it from");
-            return NULL;
-        }
-        return json_string(c->torch_dtype);
-    }
-    if (!strcmp(key, "rope_scaling")) {
-        if (!present(j, "rope_parameters") || !c->has_yarn) {
-            snprintf(why, cap, "%s", c->has_yarn ? "no rope_parameters to derive it from"
-                                                 : "the config has no YaRN parameters to derive it from");
-            return NULL;
-        }
-        return json_pack("{s:o, s:o, s:o, s:I, s:s}", "beta_fast", number(c->yarn_beta_fast), "beta_slow",
-                         number(c->yarn_beta_slow), "factor", number(c->yarn_factor),
-                         "original_max_position_embeddings", (json_int_t)c->yarn_orig_max_pos, "type", "yarn");
-    }
-    snprintf(why, cap, "not derivable");
-    return NULL;
-}
-
 static void run_release_keys(dsv4_vctx *v, const dsv4_rule *self)
 {
     (void)self;
@@ -186,7 +102,7 @@ static void run_release_keys(dsv4_vctx *v, const dsv4_rule *self)
                            "drops it)", RELEASE_KEYS[k]);
     const json_t *cr = present(cfg, "compress_ratios");
     int tl, tm;
-    tensor_blocks(&v->art, &tl, &tm);
+    dsv4_vt_tensor_blocks(&v->art, &tl, &tm);
     long long want = v->model ? v->model->n_layers + v->model->n_mtp : tl + tm;
     if (cr && (!json_is_array(cr) || (want > 0 && (long long)json_array_size(cr) != want))) {
         ratios_bad = 1;
@@ -218,7 +134,7 @@ static void run_release_keys(dsv4_vctx *v, const dsv4_rule *self)
     }
     for (size_t k = 0; k < N_RELEASE_KEYS; k++) {
         char why[200];
-        json_t *val = missing[k] ? reconstruct(v, RELEASE_KEYS[k], why, sizeof why) : NULL;
+        json_t *val = missing[k] ? dsv4_vt_release_key(v, RELEASE_KEYS[k], why, sizeof why) : NULL;
         if (val) {
             char w[200];
             snprintf(w, sizeof w, "restore \"%s\" from the model config (its transformers keys determine it)",
@@ -244,7 +160,7 @@ static void run_num_layers(dsv4_vctx *v, const dsv4_rule *self)
         return;
     const json_t *cfg = v->art.config, *src = v->have_src ? v->src.config : NULL;
     int tl, tm;
-    tensor_blocks(&v->art, &tl, &tm);
+    dsv4_vt_tensor_blocks(&v->art, &tl, &tm);
     long long nh = int_key(cfg, "num_hidden_layers", -2), nm = int_key(cfg, "num_nextn_predict_layers", 1);
     long long sh = src ? int_key(src, "num_hidden_layers", -2) : -2, sm = src ? int_key(src, "num_nextn_predict_layers", 1) : -2;
     int have_sh = sh >= 1, have_sm = src && sm >= 0;
@@ -297,7 +213,7 @@ static void run_layer_lists(dsv4_vctx *v, const dsv4_rule *self)
         return;
     const json_t *cfg = v->art.config, *src = v->have_src ? v->src.config : NULL;
     int tl, tm;
-    tensor_blocks(&v->art, &tl, &tm);
+    dsv4_vt_tensor_blocks(&v->art, &tl, &tm);
     long long sh = src ? int_key(src, "num_hidden_layers", -2) : -2;
     long long want = sh >= 1 ? sh : tl > 0 ? tl : int_key(cfg, "num_hidden_layers", -2);
     if (want < 1) {
