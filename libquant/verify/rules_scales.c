@@ -53,7 +53,7 @@ static void run_convention(dsv4_vctx *v, const dsv4_rule *self)
         }
         if (s.part == s.want)
             continue;
-        dsv4_vctx_fail(v, "%s: a %s scale under quantization method %s is named %s, found %s%s", s.name,
+        dsv4_vctx_fail(v, "%s: %s scales under quantization method %s are named %s, found %s%s", s.name,
                        dsv4_vt_family_name(s.fam), c.label, dsv4_part_suffix(s.want), dsv4_part_suffix(s.part),
                        v->is_ct ? " (vLLM's compressed-tensors layers register weight_scale: KeyError "
                                   "'...fused_wqa_wkv.weight_scale_inv')"
@@ -146,7 +146,7 @@ static void run_dtype(dsv4_vctx *v, const dsv4_rule *self)
                 cast_fix(v, s.t, s.final, fin, ct_target, DSV4_F32);
             }
         } else if (!(ok & BIT(d))) {
-            dsv4_vctx_fail(v, "%s is %s; a %s %s must be %s", s.name, dsv4_dtype_name(d), dsv4_vt_family_name(s.fam),
+            dsv4_vctx_fail(v, "%s is %s; %s %s must be %s", s.name, dsv4_dtype_name(d), dsv4_vt_family_name(s.fam),
                            dsv4_part_suffix(fin) + 1, dsv4_vt_dtypes_str(ok, want, sizeof want));
             cast_fix(v, s.t, s.final, fin, prefer, fallback);
         }

@@ -64,8 +64,8 @@ TEST(rules_scales_convention_compressed_tensors)
     REQUIRE(damaged(&v, tr_clean("w4a16"), rename_fn, (void *)names, NULL) == 0);
     CHECK_EQ_INT(tr_status(&v, "scale-convention"), DSV4_RS_FAIL);
     CHECK_EQ_INT(tr_result(&v, "scale-convention")->n_found, 2);
-    CHECK(tr_says(&v, "scale-convention", "layers.0.attn.wq_a.weight_scale_inv: a FP8 scale under quantization method "
-                                          "compressed-tensors is named .weight_scale"));
+    CHECK(tr_says(&v, "scale-convention", "layers.0.attn.wq_a.weight_scale_inv: FP8 scales under quantization method "
+                                          "compressed-tensors are named .weight_scale"));
     REQUIRE(tr_n_ops(&v, "scale-convention") == 2);
     check_rename(&v, 0, "layers.0.attn.wq_a.weight_scale_inv", "layers.0.attn.wq_a.weight_scale");
     check_rename(&v, 1, "layers.1.ffn.shared_experts.w2.scale", "layers.1.ffn.shared_experts.w2.weight_scale");
@@ -84,7 +84,7 @@ TEST(rules_scales_convention_native_and_majority)
     static const char *const native[] = {"layers.0.attn.wo_a.scale", "layers.0.attn.wo_a.weight_scale", NULL};
     dsv4_vctx v;
     REQUIRE(damaged(&v, th_path("fixtures/dsv4-tiny"), rename_fn, (void *)native, NULL) == 0);
-    CHECK(tr_says(&v, "scale-convention", "under quantization method fp8 (DeepSeek native) is named .scale, found "
+    CHECK(tr_says(&v, "scale-convention", "under quantization method fp8 (DeepSeek native) are named .scale, found "
                                           ".weight_scale"));
     REQUIRE(tr_n_ops(&v, "scale-convention") == 1);
     check_rename(&v, 0, "layers.0.attn.wo_a.weight_scale", "layers.0.attn.wo_a.scale");
@@ -97,7 +97,7 @@ TEST(rules_scales_convention_native_and_majority)
     REQUIRE(tr_rewrite(tr_clean("fp8"), noqc, rename_fn, (void *)one) == 0);
     REQUIRE(tr_edit_config(noqc, del_qc, NULL) == 0);
     REQUIRE(tr_run(&v, noqc, NULL, "scale-convention") == 0);
-    CHECK(tr_says(&v, "scale-convention", "under quantization method none (each family's majority) is named "
+    CHECK(tr_says(&v, "scale-convention", "under quantization method none (each family's majority) are named "
                                           ".weight_scale, found .weight_scale_inv"));
     REQUIRE(tr_n_ops(&v, "scale-convention") == 1);
     check_rename(&v, 0, "layers.3.attn.wkv.weight_scale_inv", "layers.3.attn.wkv.weight_scale");
@@ -180,7 +180,7 @@ TEST(rules_scales_dtype_native_int4_nvfp4)
     dsv4_vctx v;
     recast n = {"layers.0.attn.wq_a.scale", DSV4_BF16, 0, 0, NULL};
     REQUIRE(damaged(&v, th_path("fixtures/dsv4-tiny"), recast_fn, &n, "scale-dtype") == 0);
-    CHECK(tr_says(&v, "scale-dtype", "layers.0.attn.wq_a.scale is BF16; a FP8 scale must be F8_E8M0 or F32"));
+    CHECK(tr_says(&v, "scale-dtype", "layers.0.attn.wq_a.scale is BF16; FP8 scale must be F8_E8M0 or F32"));
     const dsv4_fix_op *o = put_of(&v, "scale-dtype", "layers.0.attn.wq_a.scale");
     CHECK(o && o->dtype == DSV4_F8_E8M0 && o->produce == DSV4_PRODUCE_CAST);
     dsv4_vctx_close(&v);
@@ -188,7 +188,7 @@ TEST(rules_scales_dtype_native_int4_nvfp4)
 
     recast i4 = {"layers.2.ffn.experts.7.w2.weight_scale", DSV4_F8_E4M3, 0, 0, NULL};
     REQUIRE(damaged(&v, tr_clean("w4a16"), recast_fn, &i4, "scale-dtype") == 0);
-    CHECK(tr_says(&v, "scale-dtype", "layers.2.ffn.experts.7.w2.weight_scale is F8_E4M3; a INT4 weight_scale must be "
+    CHECK(tr_says(&v, "scale-dtype", "layers.2.ffn.experts.7.w2.weight_scale is F8_E4M3; INT4 weight_scale must be "
                                      "F16, BF16 or F32"));
     o = put_of(&v, "scale-dtype", "layers.2.ffn.experts.7.w2.weight_scale");
     CHECK(o && o->dtype == DSV4_BF16); /* e4m3 values are exact in BF16 */
