@@ -12,18 +12,23 @@
 #include "recipe/modules.h"
 #include "verify/vrules_util.h"
 
-/* ".weight F8_E4M3 [128, 256] + .weight_scale BF16 [1, 2]" */
+/* ".weight F8_E4M3 [128, 256] + .weight_scale BF16 [1, 2]": the data part first. */
 static char *parts_str(const dsv4_amod *m, char *buf, size_t cap)
 {
+    static const dsv4_part order[DSV4_PART_COUNT] = {
+        DSV4_PART_WEIGHT, DSV4_PART_PACKED,       DSV4_PART_SCALE,   DSV4_PART_WEIGHT_SCALE,
+        DSV4_PART_SCALE_INV, DSV4_PART_SHAPE,     DSV4_PART_GLOBAL,  DSV4_PART_INPUT_GLOBAL,
+        DSV4_PART_SCALE_2, DSV4_PART_INPUT_SCALE, DSV4_PART_ZERO_POINT, DSV4_PART_G_IDX};
     size_t off = 0;
     buf[0] = 0;
-    for (int p = 0; p < DSV4_PART_COUNT && off < cap; p++) {
+    for (int k = 0; k < DSV4_PART_COUNT && off < cap; k++) {
+        dsv4_part p = order[k];
         if (!m->part[p])
             continue;
         char d[128];
-        int k = snprintf(buf + off, cap - off, "%s%s %s", off ? " + " : "", dsv4_part_suffix((dsv4_part)p),
+        int len = snprintf(buf + off, cap - off, "%s%s %s", off ? " + " : "", dsv4_part_suffix(p),
                          vr_desc(m->part[p], d, sizeof d));
-        off += k > 0 ? (size_t)k : 0;
+        off += len > 0 ? (size_t)len : 0;
     }
     return buf;
 }

@@ -73,8 +73,8 @@ static int reinsert(dsv4_vctx *v, const dsv4_inv_tensor *it, vr_policy pol, cons
 /* Re-inserts, in the artifact's policy, the MTP inventory tensors `want` selects; `note` gets
  * "; <why>" when the repair is not available. Every tensor is checked first, so a block is
  * repaired whole or not at all. */
-static void repair(dsv4_vctx *v, int (*want)(dsv4_vctx *, const dsv4_inv_tensor *), const char *line, char *note,
-                   size_t cap)
+static void repair(dsv4_vctx *v, int (*want)(dsv4_vctx *, const dsv4_inv_tensor *, vr_policy), const char *line,
+                   char *note, size_t cap)
 {
     char pol_why[300], why[600] = "";
     vr_policy pol = vr_mtp_policy(v, pol_why, sizeof pol_why);
@@ -82,7 +82,7 @@ static void repair(dsv4_vctx *v, int (*want)(dsv4_vctx *, const dsv4_inv_tensor 
     int n, ok = 1;
     note[0] = 0;
     for (size_t i = 0; ok && i < v->inv->n; i++)
-        if (mtp_tensor(&v->inv->t[i]) && want(v, &v->inv->t[i]))
+        if (mtp_tensor(&v->inv->t[i]) && want(v, &v->inv->t[i], pol))
             ok = vr_from_source(v, &v->inv->t[i], pol, out, &n, why, sizeof why) == 0;
     if (!ok) {
         snprintf(note, cap, "; %s%s%s", why, pol == VR_POLICY_NONE ? ": " : "", pol == VR_POLICY_NONE ? pol_why : "");
@@ -92,14 +92,14 @@ static void repair(dsv4_vctx *v, int (*want)(dsv4_vctx *, const dsv4_inv_tensor 
     char full[400];
     snprintf(full, sizeof full, "%s (%s)", line, pol_why);
     for (size_t i = 0; i < v->inv->n; i++)
-        if (mtp_tensor(&v->inv->t[i]) && want(v, &v->inv->t[i]) &&
+        if (mtp_tensor(&v->inv->t[i]) && want(v, &v->inv->t[i], pol) &&
             reinsert(v, &v->inv->t[i], pol, near, full, why, sizeof why)) {
             snprintf(note, cap, "; %s", why);
             return;
         }
 }
 
-static int every(dsv4_vctx *v, const dsv4_inv_tensor *it)
+static int every(dsv4_vctx *v, const dsv4_inv_tensor *it, vr_policy pol)
 {
     return 1;
 }
@@ -155,7 +155,7 @@ static const char *incomplete(const dsv4_vctx *v, const dsv4_inv_tensor *it, cha
     return buf;
 }
 
-static int is_incomplete(dsv4_vctx *v, const dsv4_inv_tensor *it)
+static int is_incomplete(dsv4_vctx *v, const dsv4_inv_tensor *it, vr_policy pol)
 {
     char buf[400];
     return incomplete(v, it, buf, sizeof buf)[0] != 0;
@@ -192,13 +192,12 @@ static int mtp_linear(const dsv4_amod *m)
 }
 
 /* Under the artifact's policy, 1 when the module's quantization state is not the policy's. */
-static int off_policy(dsv4_vctx *v, const dsv4_inv_tensor *it)
+static int off_policy(dsv4_vctx *v, const dsv4_inv_tensor *it, vr_policy pol)
 {
-    char module[DSV4_NAME_MAX], why[300];
+    char module[DSV4_NAME_MAX];
     const dsv4_amod *m = vr_module_of(it->name, module, sizeof module) ? dsv4_side_module(&v->art, module) : NULL;
     if (!m || !mtp_linear(m))
         return 0;
-    vr_policy pol = vr_mtp_policy(v, why, sizeof why);
     if (pol != VR_POLICY_COPY)
         return quantized(m);
     const dsv4_amod *sm = v->have_src ? dsv4_side_module(&v->src, module) : NULL;
@@ -287,11 +286,11 @@ static void run_quantized(dsv4_vctx *v, const dsv4_rule *self)
         dsv4_vctx_fail(v, "failure mode 22: the MTP block is quantized with native .scale names only; #43319's detector "
                        "without C's fix ignores .scale and builds the tower unquantized (KeyError "
                        "'model.layers.N.e_proj.weight_scale_inv', or 2.6-3.3%% acceptance)");
-    if (n_twins && n_same == n_twins)
-        dsv4_vctx_fail(v, "failure mode 20: the MTP block inherits the main scheme (every quantized MTP linear is "
-                       "stored like its main-layer counterpart, e.g. %s and %s are both %s); vLLM without #43319 "
-                       "builds the draft layer wrongly (KeyError: model.layers.N.mtp_block.ffn.experts.w13_weight, "
-                       "AttributeError: ColumnParallelLinear has no attribute weight_scale)",
+    if (n_same)
+        dsv4_vctx_fail(v, "failure mode 20: %zu of %zu quantized MTP linears are stored like their main-layer "
+                       "counterparts (e.g. %s and %s are both %s), so the draft inherits the main scheme; vLLM without "
+                       "#43319 builds it wrongly (KeyError: model.layers.N.mtp_block.ffn.experts.w13_weight, "
+                       "AttributeError: ColumnParallelLinear has no attribute weight_scale)", n_same, n_twins,
                        twin_m->module, twin->module, dsv4_qform_name(twin->form));
     for (int b = 0; b < v->model->n_mtp; b++) {
         char name[48];

@@ -367,6 +367,20 @@ const dsv4_fix_op *ra_op(const dsv4_vctx *v, dsv4_fix_kind kind, const char *nam
     return NULL;
 }
 
+int ra_no_duplicate_ops(const dsv4_vctx *v)
+{
+    for (size_t i = 0; i < v->fixes.n; i++)
+        for (size_t k = i + 1; k < v->fixes.n; k++) {
+            const dsv4_fix_op *a = &v->fixes.v[i], *b = &v->fixes.v[k];
+            if (a->kind == b->kind && a->name && b->name && !strcmp(a->name, b->name)) {
+                printf("  ops %zu (%s) and %zu (%s) both %s %s\n", i, a->rule, k, b->rule, dsv4_fix_kind_name(a->kind),
+                       a->name);
+                return 0;
+            }
+        }
+    return 1;
+}
+
 size_t ra_n_ops(const dsv4_vctx *v, const char *id)
 {
     size_t n = 0;

@@ -62,6 +62,8 @@ int ra_status_is(const dsv4_vctx *v, const char *id, int status);
 int ra_evidence(const dsv4_vctx *v, const char *id, ...);
 /* The fix op of `kind` naming `name`, added by rule `id` (NULL: any rule), or NULL. */
 const dsv4_fix_op *ra_op(const dsv4_vctx *v, dsv4_fix_kind kind, const char *name, const char *id);
+/* 1 when no two fix ops have the same kind and tensor name (prints the first pair otherwise). */
+int ra_no_duplicate_ops(const dsv4_vctx *v);
 /* Number of fix ops added by rule `id`. */
 size_t ra_n_ops(const dsv4_vctx *v, const char *id);
 
