@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include "test_rulesa_util.h"
 
@@ -456,5 +457,41 @@ TEST(rules_mtp_overlapping_repairs_once)
     CHECK(ra_op(&v, DSV4_FIX_PUT, "mtp.0.hc_ffn_fn", "fp32-dtype") != NULL);
     CHECK(ra_op(&v, DSV4_FIX_DROP, "mtp.0.attn.wkv.weight_scale", "mtp-complete") != NULL);
     CHECK_EQ_INT(v.fixes.n, 4);
+    dsv4_vctx_close(&v);
+}
+
+/* A shard that cannot be read (a non-atomic writer killed mid-write) is shards-readable's defect:
+ * the tensors the index places in it are unreadable, not missing. */
+TEST(rules_mtp_unreadable_shard_is_not_missing)
+{
+    ra_art a;
+    REQUIRE(ra_load(ra_clean("recipes/w4a16.yaml"), &a) == 0);
+    const char *dir = ra_write_sharded(&a, 1u << 20);
+    ra_free(&a);
+    REQUIRE(dir);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors.index.json", dir);
+    json_error_t je;
+    json_t *ix = json_load_file(path, 0, &je);
+    REQUIRE(ix);
+    json_t *map = json_object_get(ix, "weight_map");
+    const char *name;
+    json_t *file;
+    int cut = 0;
+    json_object_foreach(map, name, file) {
+        if (strncmp(name, "mtp.", 4) && strcmp(name, "layers.3.ffn.gate.bias"))
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, json_string_value(file));
+        cut += truncate(path, 16) == 0;
+    }
+    json_decref(ix);
+    REQUIRE(cut > 0);
+    dsv4_vctx v;
+    REQUIRE(ra_verify(&v, dir, ra_source(), MTP_RULES ",router-gate-bias") == 0);
+    REQUIRE(v.art.ck.n_bad_shards > 0);
+    CHECK(ra_status_is(&v, "mtp-present", DSV4_RS_SKIP));
+    CHECK_STR_CONTAINS(ra_result(&v, "mtp-present")->skip_reason, "cannot be read");
+    CHECK(ra_status_is(&v, "router-gate-bias", DSV4_RS_PASS));
+    CHECK_EQ_INT(v.fixes.n, 0);
     dsv4_vctx_close(&v);
 }

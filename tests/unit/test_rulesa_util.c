@@ -267,13 +267,18 @@ int ra_quant_fp8(ra_art *a, const char *module, const char *scale_suffix, dsv4_d
 
 const char *ra_write(const ra_art *a)
 {
+    return ra_write_sharded(a, 0);
+}
+
+const char *ra_write_sharded(const ra_art *a, uint64_t max_shard_bytes)
+{
     static char out[8][4096];
     static int slot;
     char *dir = out[slot++ % 8];
     snprintf(dir, sizeof out[0], "%s/damaged", th_tmpdir());
     dsv4_st_plan p;
     dsv4_err e;
-    dsv4_st_plan_init(&p, 0, DSV4_ST_ALWAYS_INDEX);
+    dsv4_st_plan_init(&p, max_shard_bytes, DSV4_ST_ALWAYS_INDEX);
     const void **data = calloc(a->n + 1, sizeof *data);
     int ok = 1;
     for (size_t i = 0; ok && i < a->n; i++) {

@@ -52,6 +52,8 @@ int ra_quant_fp8(ra_art *a, const char *module, const char *scale_suffix, dsv4_d
 /* Writes the tensors (one shard with an index, as dsv4-quant does) and config.json into a new
  * folder under th_tmpdir(); returns its path or NULL (reported). */
 const char *ra_write(const ra_art *a);
+/* The same in shards of at most `max_shard_bytes` tensor bytes. */
+const char *ra_write_sharded(const ra_art *a, uint64_t max_shard_bytes);
 
 /* Opens art (+ src), runs `rules` (comma-separated); returns 0 or -1 (reported). */
 int ra_verify(dsv4_vctx *v, const char *art, const char *src, const char *rules);
