@@ -397,11 +397,14 @@ static const dsv4_rule PRESENT = {
     "mtp-present", "the MTP block the config declares is in the artifact",
     "When num_nextn_predict_layers >= 1, the artifact holds mtp.* tensors (failure mode 1: transformers drops them "
     "at load).",
-    DSV4_SEV_ERROR, 0, "insert the whole MTP block from the source in the artifact's MTP policy (needs --source)",
+    DSV4_SEV_ERROR, 0,
+    "insert the whole MTP block from the source in the artifact's MTP policy, with the aliases unless dsv4-quant's "
+    "recipe left them out (needs --source)",
     run_present};
 static const dsv4_rule COMPLETE = {
     "mtp-complete", "every tensor of each MTP block is present",
-    "Each tensor the release layout has in mtp.N (weights in any complete storage form) is in the artifact.",
+    "Each tensor the release layout has in mtp.N is in the artifact (weights in any complete storage form; a module "
+    "whose parts make no form counts as incomplete).",
     DSV4_SEV_ERROR, 0, "insert the missing tensors from the source in the artifact's MTP policy (needs --source)",
     run_complete};
 static const dsv4_rule ALL_OR_NOTHING = {

@@ -1,8 +1,8 @@
 /* The MTP rules on artifacts made from fixtures/dsv4-tiny (one MTP block of 135 release tensors,
  * 77 without the `.scale`s; 58 MTP linears: 5 attention, 3 shared, 48 routed experts, e_proj,
  * h_proj): clean artifacts of each policy, no MTP in the config, the block stripped (mode 1),
- * incomplete, partly or wholly quantized (modes 3, 20-22), random (mode 2), and the aliases
- * (mode 6) missing, wrong, in another dtype, or left out on purpose. */
+ * incomplete, partly or wholly quantized (modes 3, 20-22), random (mode 2), repairs several rules
+ * ask for, and unreadable shards. The aliases (mode 6) are test_rules_mtp_aliases.c's. */
 #include "harness.h"
 
 #include <string.h>
@@ -12,17 +12,6 @@
 
 #define MTP_RULES "mtp-present,mtp-complete,mtp-quant-all-or-nothing,mtp-matches-source,mtp-aliases,mtp-quantized"
 #define NATIVE "version: 1\nmtp:\n  policy: keep\n"
-
-static const char *edit(const char *recipe, void (*fn)(ra_art *))
-{
-    ra_art a;
-    if (ra_load(ra_clean(recipe), &a))
-        return NULL;
-    fn(&a);
-    const char *out = ra_write(&a);
-    ra_free(&a);
-    return out;
-}
 
 static int only_puts_of(const dsv4_vctx *v, const char *id)
 {
@@ -77,7 +66,7 @@ static void no_mtp_config(ra_art *a)
 TEST(rules_mtp_config_without_mtp_skips)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, edit("recipes/w4a16.yaml", no_mtp_config), NULL, MTP_RULES) == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", no_mtp_config), NULL, MTP_RULES) == 0);
     static const char *const ids[] = {"mtp-present", "mtp-complete", "mtp-quant-all-or-nothing", "mtp-aliases",
                                       "mtp-quantized"};
     for (size_t k = 0; k < 5; k++) {
@@ -93,7 +82,7 @@ static void strip_mtp(ra_art *a) { ra_drop_prefix(a, "mtp."); }
  * copied from head / embed, beside the last layer's tensors. */
 TEST(rules_mtp_present_bf16_policy)
 {
-    const char *bad = edit("recipes/w4a16.yaml", strip_mtp);
+    const char *bad = ra_edited("recipes/w4a16.yaml", strip_mtp);
     dsv4_vctx v;
     REQUIRE(ra_verify(&v, bad, ra_source(), MTP_RULES) == 0);
     CHECK(ra_status_is(&v, "mtp-present", DSV4_RS_FAIL));
@@ -129,7 +118,7 @@ TEST(rules_mtp_present_bf16_policy)
 TEST(rules_mtp_present_native_and_bf16)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, edit(NATIVE, strip_mtp), ra_source(), "mtp-present") == 0);
+    REQUIRE(ra_verify(&v, ra_edited(NATIVE, strip_mtp), ra_source(), "mtp-present") == 0);
     CHECK(ra_status_is(&v, "mtp-present", DSV4_RS_FAIL));
     CHECK_EQ_INT(ra_n_ops(&v, "mtp-present"), 135 + 2);
     const dsv4_fix_op *w = ra_op(&v, DSV4_FIX_PUT, "mtp.0.ffn.experts.3.w1.weight", NULL),
@@ -138,7 +127,7 @@ TEST(rules_mtp_present_native_and_bf16)
     CHECK(s && s->produce == DSV4_PRODUCE_COPY && s->dtype == DSV4_F8_E8M0 && s->shape[1] == 8);
     dsv4_vctx_close(&v);
 
-    REQUIRE(ra_verify(&v, edit("recipes/bf16.yaml", strip_mtp), ra_source(), "mtp-present") == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/bf16.yaml", strip_mtp), ra_source(), "mtp-present") == 0);
     CHECK(ra_status_is(&v, "mtp-present", DSV4_RS_FAIL));
     CHECK_EQ_INT(ra_n_ops(&v, "mtp-present"), 77);
     CHECK(ra_op(&v, DSV4_FIX_PUT, "mtp.0.head.weight", NULL) == NULL);
@@ -160,7 +149,7 @@ static void scale_inv_trunk(ra_art *a)
 TEST(rules_mtp_present_no_policy)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, edit(NATIVE, scale_inv_trunk), ra_source(), "mtp-present") == 0);
+    REQUIRE(ra_verify(&v, ra_edited(NATIVE, scale_inv_trunk), ra_source(), "mtp-present") == 0);
     CHECK(ra_status_is(&v, "mtp-present", DSV4_RS_FAIL));
     CHECK(ra_evidence(&v, "mtp-present", "no MTP policy", "fp8_scale_inv", NULL));
     CHECK_EQ_INT(v.fixes.n, 0);
@@ -177,7 +166,7 @@ static void incomplete(ra_art *a)
 
 TEST(rules_mtp_complete)
 {
-    const char *bad = edit("recipes/w4a16.yaml", incomplete);
+    const char *bad = ra_edited("recipes/w4a16.yaml", incomplete);
     dsv4_vctx v;
     REQUIRE(ra_verify(&v, bad, ra_source(), "mtp-complete") == 0);
     CHECK(ra_status_is(&v, "mtp-complete", DSV4_RS_FAIL));
@@ -224,7 +213,7 @@ static void mtp_all_but_wo_a(ra_art *a) { quantize_mtp(a, 1, 1, 0); }
 /* compressed-tensors #712: the MTP experts packed INT4, the rest BF16 (mode 3 / 20). */
 TEST(rules_mtp_partly_quantized)
 {
-    const char *bad = edit("recipes/w4a16.yaml", mtp_experts_int4);
+    const char *bad = ra_edited("recipes/w4a16.yaml", mtp_experts_int4);
     dsv4_vctx v;
     REQUIRE(ra_verify(&v, bad, ra_source(), MTP_RULES) == 0);
     CHECK(ra_status_is(&v, "mtp-quant-all-or-nothing", DSV4_RS_FAIL));
@@ -249,13 +238,13 @@ TEST(rules_mtp_partly_quantized)
 TEST(rules_mtp_wholly_quantized)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, edit("recipes/w4a16.yaml", mtp_all_int4), NULL, MTP_RULES) == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", mtp_all_int4), NULL, MTP_RULES) == 0);
     CHECK(ra_status_is(&v, "mtp-quant-all-or-nothing", DSV4_RS_PASS));
     CHECK(ra_status_is(&v, "mtp-quantized", DSV4_RS_FAIL));
     CHECK(ra_evidence(&v, "mtp-quantized", "failure mode 20", "ct_int4", NULL));
     dsv4_vctx_close(&v);
     /* All but wo_a: a BF16 wo_a beside quantized MTP layers (mode 21). */
-    REQUIRE(ra_verify(&v, edit("recipes/w4a16.yaml", mtp_all_but_wo_a), NULL, MTP_RULES) == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", mtp_all_but_wo_a), NULL, MTP_RULES) == 0);
     CHECK(ra_status_is(&v, "mtp-quant-all-or-nothing", DSV4_RS_FAIL));
     CHECK(ra_evidence(&v, "mtp-quant-all-or-nothing", "57 of 58", "mtp.0.attn.wo_a: plain", "repair needs --source",
                       NULL));
@@ -276,7 +265,7 @@ static void native_one_bf16(ra_art *a)
 TEST(rules_mtp_all_or_nothing_native)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, edit(NATIVE, native_one_bf16), ra_source(), "mtp-quant-all-or-nothing") == 0);
+    REQUIRE(ra_verify(&v, ra_edited(NATIVE, native_one_bf16), ra_source(), "mtp-quant-all-or-nothing") == 0);
     CHECK(ra_status_is(&v, "mtp-quant-all-or-nothing", DSV4_RS_FAIL));
     CHECK(ra_evidence(&v, "mtp-quant-all-or-nothing", "57 of 58", "mtp.0.e_proj: plain", NULL));
     const dsv4_fix_op *w = ra_op(&v, DSV4_FIX_PUT, "mtp.0.e_proj.weight", NULL),
@@ -313,7 +302,7 @@ static void mtp_norm_shape(ra_art *a)
 TEST(rules_mtp_matches_source)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, edit("recipes/nvfp4.yaml", mtp_random), ra_source(), "mtp-matches-source") == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/nvfp4.yaml", mtp_random), ra_source(), "mtp-matches-source") == 0);
     CHECK(ra_status_is(&v, "mtp-matches-source", DSV4_RS_FAIL));
     CHECK_EQ_INT(ra_result(&v, "mtp-matches-source")->n_found, 3);
     CHECK(ra_evidence(&v, "mtp-matches-source", "mtp.0.attn.wq_a.weight: BF16 [128, 256] differs from the source's "
@@ -326,107 +315,15 @@ TEST(rules_mtp_matches_source)
     CHECK_EQ_INT(v.fixes.n, 3);
     dsv4_vctx_close(&v);
 
-    REQUIRE(ra_verify(&v, edit(NATIVE, native_scale_byte), ra_source(), "mtp-matches-source") == 0);
+    REQUIRE(ra_verify(&v, ra_edited(NATIVE, native_scale_byte), ra_source(), "mtp-matches-source") == 0);
     CHECK(ra_evidence(&v, "mtp-matches-source", "mtp.0.attn.wq_a.scale (F8_E8M0 [1, 2]) differs from the source's "
                       "bytes in 1 of 2 values (first at index 1", NULL));
     o = ra_op(&v, DSV4_FIX_PUT, "mtp.0.attn.wq_a.scale", NULL);
     CHECK(o && o->produce == DSV4_PRODUCE_COPY && o->from == dsv4_side_find(&v.src, "mtp.0.attn.wq_a.scale")->t);
     dsv4_vctx_close(&v);
 
-    REQUIRE(ra_verify(&v, edit("recipes/w4a16.yaml", mtp_norm_shape), ra_source(), "mtp-matches-source") == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", mtp_norm_shape), ra_source(), "mtp-matches-source") == 0);
     CHECK(ra_evidence(&v, "mtp-matches-source", "mtp.0.hnorm.weight: BF16 [255], the source's BF16 [256]", NULL));
-    dsv4_vctx_close(&v);
-}
-
-static void drop_aliases(ra_art *a)
-{
-    ra_drop(a, "mtp.0.head.weight");
-    ra_drop(a, "mtp.0.emb.tok_emb.weight");
-}
-
-static void alias_from_head(ra_art *a)
-{
-    ra_tensor *h = ra_find(a, "head.weight");
-    ra_put(a, "mtp.0.emb.tok_emb.weight", h->dtype, h->ndim, h->shape, h->data);
-}
-
-static void alias_f32(ra_art *a) { ra_cast(a, "mtp.0.head.weight", DSV4_F32); }
-
-static void alias_f32_changed(ra_art *a)
-{
-    ra_cast(a, "mtp.0.head.weight", DSV4_F32);
-    float x = 1234.5f;
-    memcpy(ra_find(a, "mtp.0.head.weight")->data + 4 * 10, &x, 4);
-}
-
-static void alias_wrong_shape(ra_art *a)
-{
-    int64_t s[2] = {1024, 128};
-    ra_put(a, "mtp.0.head.weight", DSV4_BF16, 2, s, ra_find(a, "head.weight")->data);
-}
-
-TEST(rules_mtp_aliases)
-{
-    dsv4_vctx v;
-    REQUIRE(ra_verify(&v, edit("recipes/w4a16.yaml", drop_aliases), NULL, "mtp-aliases") == 0);
-    CHECK(ra_status_is(&v, "mtp-aliases", DSV4_RS_FAIL));
-    CHECK(ra_evidence(&v, "mtp-aliases", "mtp.0.head.weight: missing", "failure mode 6", NULL));
-    CHECK(ra_evidence(&v, "mtp-aliases", "mtp.0.emb.tok_emb.weight: missing", "embedding", NULL));
-    const dsv4_fix_op *o = ra_op(&v, DSV4_FIX_PUT, "mtp.0.emb.tok_emb.weight", "mtp-aliases");
-    CHECK(o && o->produce == DSV4_PRODUCE_COPY && o->from == dsv4_side_find(&v.art, "embed.weight")->t &&
-          o->dtype == DSV4_BF16 && o->near && !strncmp(o->near, "mtp.0.", 6));
-    CHECK_EQ_INT(v.fixes.n, 2);
-    dsv4_vctx_close(&v);
-
-    REQUIRE(ra_verify(&v, edit("recipes/w4a16.yaml", alias_from_head), NULL, "mtp-aliases") == 0);
-    CHECK(ra_evidence(&v, "mtp-aliases", "mtp.0.emb.tok_emb.weight: BF16 [1024, 256] differs from embed.weight", NULL));
-    o = ra_op(&v, DSV4_FIX_PUT, "mtp.0.emb.tok_emb.weight", "mtp-aliases");
-    CHECK(o && o->from == dsv4_side_find(&v.art, "embed.weight")->t && !o->near);
-    CHECK_EQ_INT(v.fixes.n, 1);
-    dsv4_vctx_close(&v);
-
-    /* D's F32 alias of a BF16 head: equal after the cast, so fine; a changed value is not. */
-    REQUIRE(ra_verify(&v, edit("recipes/w4a16.yaml", alias_f32), NULL, "mtp-aliases") == 0);
-    CHECK(ra_status_is(&v, "mtp-aliases", DSV4_RS_PASS));
-    dsv4_vctx_close(&v);
-    REQUIRE(ra_verify(&v, edit("recipes/w4a16.yaml", alias_f32_changed), NULL, "mtp-aliases") == 0);
-    CHECK(ra_evidence(&v, "mtp-aliases", "mtp.0.head.weight: F32 [1024, 256] differs from head.weight (BF16 [1024, "
-                      "256], cast to the alias's dtype) in 1 of 262144 values (first at index 10: 1234.5", NULL));
-    o = ra_op(&v, DSV4_FIX_PUT, "mtp.0.head.weight", NULL);
-    CHECK(o && o->dtype == DSV4_BF16);
-    dsv4_vctx_close(&v);
-
-    REQUIRE(ra_verify(&v, edit("recipes/w4a16.yaml", alias_wrong_shape), NULL, "mtp-aliases") == 0);
-    CHECK(ra_evidence(&v, "mtp-aliases", "mtp.0.head.weight: BF16 [1024, 128], but head.weight is BF16 [1024, 256]",
-                      NULL));
-    dsv4_vctx_close(&v);
-}
-
-/* Left out on purpose: dsv4_provenance.mtp_aliases false, or a dsv4-quant recipe that cannot be
- * read back (then the missing aliases are reported, saying so). */
-static void aliases_off_flag(ra_art *a)
-{
-    drop_aliases(a);
-    json_object_set_new(json_object_get(a->config, "dsv4_provenance"), "mtp_aliases", json_false());
-}
-
-static void aliases_recipe_gone(ra_art *a)
-{
-    drop_aliases(a);
-    json_object_set_new(json_object_get(a->config, "dsv4_provenance"), "recipe", json_string("/nonexistent/r.yaml"));
-}
-
-TEST(rules_mtp_aliases_omitted)
-{
-    dsv4_vctx v;
-    REQUIRE(ra_verify(&v, edit("recipes/w4a16.yaml", aliases_off_flag), NULL, "mtp-aliases") == 0);
-    CHECK(ra_status_is(&v, "mtp-aliases", DSV4_RS_SKIP));
-    CHECK_STR_CONTAINS(ra_result(&v, "mtp-aliases")->skip_reason, "dsv4_provenance.mtp_aliases is false");
-    dsv4_vctx_close(&v);
-    REQUIRE(ra_verify(&v, edit("recipes/w4a16.yaml", aliases_recipe_gone), NULL, "mtp-aliases") == 0);
-    CHECK(ra_status_is(&v, "mtp-aliases", DSV4_RS_FAIL));
-    CHECK(ra_evidence(&v, "mtp-aliases", "mtp.0.head.weight: missing", "/nonexistent/r.yaml, which cannot be read",
-                      NULL));
     dsv4_vctx_close(&v);
 }
 
@@ -444,7 +341,7 @@ static void overlapping(ra_art *a)
 TEST(rules_mtp_overlapping_repairs_once)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, edit("recipes/w4a16.yaml", overlapping), ra_source(),
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", overlapping), ra_source(),
                       MTP_RULES ",fp32-dtype,fp32-matches-source,router-gate-bias,router-tid2eid,"
                       "compressor-unquantized") == 0);
     CHECK(ra_status_is(&v, "mtp-complete", DSV4_RS_FAIL));

@@ -301,6 +301,18 @@ const char *ra_write_sharded(const ra_art *a, uint64_t max_shard_bytes)
     return dir;
 }
 
+const char *ra_edited(const char *recipe, void (*fn)(ra_art *))
+{
+    ra_art a;
+    const char *clean = ra_clean(recipe);
+    if (!clean || ra_load(clean, &a))
+        return NULL;
+    fn(&a);
+    const char *out = ra_write(&a);
+    ra_free(&a);
+    return out;
+}
+
 int ra_verify(dsv4_vctx *v, const char *art, const char *src, const char *rules)
 {
     dsv4_err e;

@@ -55,6 +55,10 @@ const char *ra_write(const ra_art *a);
 /* The same in shards of at most `max_shard_bytes` tensor bytes. */
 const char *ra_write_sharded(const ra_art *a, uint64_t max_shard_bytes);
 
+/* The clean artifact of `recipe`, loaded, changed by `fn` and written back (ra_write); NULL on
+ * failure (reported). */
+const char *ra_edited(const char *recipe, void (*fn)(ra_art *));
+
 /* Opens art (+ src), runs `rules` (comma-separated); returns 0 or -1 (reported). */
 int ra_verify(dsv4_vctx *v, const char *art, const char *src, const char *rules);
 const dsv4_rule_result *ra_result(const dsv4_vctx *v, const char *id);
