@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "formats/fp.h"
+#include "verify/vrules_util.h"
 #include "verify/vt_fused.h"
 #include "verify/vt_scales.h"
 
@@ -93,7 +94,7 @@ static void cast_fix(dsv4_vctx *v, const dsv4_tensor *t, const char *final, dsv4
     char why[160];
     snprintf(why, sizeof why, "cast %s to %s (every value exact)%s", dsv4_dtype_name(t->dtype), dsv4_dtype_name(to),
              scalar && t->ndim ? ", as a 0-d tensor" : "");
-    dsv4_vctx_fix_put(v, final, to, scalar ? 0 : t->ndim, t->shape, DSV4_PRODUCE_CAST, t, NULL, NULL, why);
+    vr_put(v, final, to, scalar ? 0 : t->ndim, t->shape, DSV4_PRODUCE_CAST, t, NULL, NULL, why);
 }
 
 static void check_extra(dsv4_vctx *v, const dsv4_amod *m, dsv4_vt_family fam)
