@@ -68,14 +68,6 @@ static void run_convention(dsv4_vctx *v, const dsv4_rule *self)
 
 /* ---- scale-dtype ---- */
 
-static int has_put(const dsv4_vctx *v, const char *name)
-{
-    for (size_t i = 0; i < v->fixes.n; i++)
-        if (v->fixes.v[i].kind == DSV4_FIX_PUT && !strcmp(v->fixes.v[i].name, name))
-            return 1;
-    return 0;
-}
-
 /* Casts `t` (to be named `final`) to `prefer` when exact, else to `fallback` when exact; records
  * why not otherwise. Global scales of one element become 0-d (nvfp4-global-scalar's repair). */
 static void cast_fix(dsv4_vctx *v, const dsv4_tensor *t, const char *final, dsv4_part part, dsv4_dtype prefer,
@@ -157,30 +149,46 @@ static void run_dtype(dsv4_vctx *v, const dsv4_rule *self)
 
 /* ---- nvfp4-global-scalar ---- */
 
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
 static void run_global_scalar(dsv4_vctx *v, const dsv4_rule *self)
 {
     (void)self;
     static const dsv4_part parts[] = {DSV4_PART_GLOBAL, DSV4_PART_INPUT_GLOBAL};
-    size_t seen = 0;
+    size_t seen = 0, n_put = 0;
+    /* Tensors an earlier rule already writes (scale-dtype's cast writes a global 0-d). */
+    const char **put = malloc((v->fixes.n ? v->fixes.n : 1) * sizeof *put);
+    if (!put) {
+        dsv4_vctx_fail(v, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < v->fixes.n; i++)
+        if (v->fixes.v[i].kind == DSV4_FIX_PUT)
+            put[n_put++] = v->fixes.v[i].name;
+    qsort(put, n_put, sizeof *put, cmp_str);
     for (size_t i = 0; i < v->art.st.n; i++) {
         const dsv4_amod *m = &v->art.st.m[i];
         if (dsv4_vt_family_of(m) != DSV4_VT_FAM_NVFP4)
             continue;
         for (size_t k = 0; k < 2; k++) {
             const dsv4_tensor *t = m->part[parts[k]];
+            const char *name = m->part_name[parts[k]];
             char shape[64];
             if (!t || (seen++, t->ndim == 0))
                 continue;
             dsv4_vctx_fail(v, "%s has shape %s, expected [] (vLLM copies it into a 0-d parameter: \"output with shape "
-                           "[] doesn't match the broadcast shape [1]\", vLLM #43297)", m->part_name[parts[k]],
+                           "[] doesn't match the broadcast shape [1]\", vLLM #43297)", name,
                            dsv4_shape_str(t, shape, sizeof shape));
             if (dsv4_tensor_numel(t) != 1)
-                dsv4_vctx_skip(v, "no automatic fix for %s: more than one value", m->part_name[parts[k]]);
-            else if (!has_put(v, m->part_name[parts[k]])) /* scale-dtype's cast already writes it 0-d */
-                dsv4_vctx_fix_reshape(v, m->part_name[parts[k]], t->dtype, 0, NULL,
-                                      "reshape to 0-d (same bytes, header only)");
+                dsv4_vctx_skip(v, "no automatic fix for %s: more than one value", name);
+            else if (!n_put || !bsearch(&name, put, n_put, sizeof *put, cmp_str))
+                dsv4_vctx_fix_reshape(v, name, t->dtype, 0, NULL, "reshape to 0-d (same bytes, header only)");
         }
     }
+    free(put);
     if (!seen)
         dsv4_vctx_skip(v, "no NVFP4 global scales");
 }

@@ -46,22 +46,6 @@ static const char *args_str(const dsv4_vt_group *g, char *buf, size_t cap)
     return buf;
 }
 
-static int popcount64(uint64_t m)
-{
-    int n = 0;
-    for (; m; m &= m - 1)
-        n++;
-    return n;
-}
-
-static int first_bit(uint64_t m)
-{
-    for (int k = 0; k < 64; k++)
-        if (m & ((uint64_t)1 << k))
-            return k;
-    return -1;
-}
-
 /* The transformers name of a linear matching `p` (and no vLLM name), or NULL. */
 static const char *hf_match(const dsv4_vt_view *w, const dsv4_vt_pat *p, char *buf, size_t cap)
 {
@@ -115,13 +99,13 @@ static int name_problem(const dsv4_vt_view *w, const dsv4_vt_name *x, char *out,
     if (!x->quantized) {
         if (!hits || ign >= 0) /* vLLM checks ignore first: ignored is unquantized (overlap has its own rule) */
             return 0;
-        int k = first_bit(hits);
+        int k = dsv4_vt_first_bit(hits);
         snprintf(out, cap, "%s (%s, stored %s) is matched by %s target \"%s\": vLLM would build it %s and find "
                  "no such tensors", x->name, l->module, s, w->g[k].key,
                  w->g[k].pat[dsv4_vt_group_hit(&w->g[k], x->name)].text, args_str(&w->g[k], a, sizeof a));
         return 1;
     }
-    if (!x->required && (!hits || (popcount64(hits) == 1 && (hits & x->fit))))
+    if (!x->required && (!hits || (dsv4_vt_popcount(hits) == 1 && (hits & x->fit))))
         return 0;
     if (ign >= 0 && x->required) {
         snprintf(out, cap, "%s (%s, stored %s) is matched by ignore entry \"%s\": vLLM builds it unquantized",
@@ -133,13 +117,13 @@ static int name_problem(const dsv4_vt_view *w, const dsv4_vt_name *x, char *out,
                  "load its weights", x->name, l->module, s);
         return 1;
     }
-    if (popcount64(hits) > 1) {
+    if (dsv4_vt_popcount(hits) > 1) {
         snprintf(out, cap, "%s (%s, stored %s) is matched by the targets of %s: exactly one group must match (vLLM "
                  "silently takes the first)", x->name, l->module, s, dsv4_vt_mask_str(w, hits, gm, sizeof gm));
         return 1;
     }
     if (!(hits & x->fit)) {
-        int k = first_bit(hits);
+        int k = dsv4_vt_first_bit(hits);
         snprintf(out, cap, "%s (%s) is matched by %s, whose weights are %s, but it is stored %s", x->name, l->module,
                  w->g[k].key, args_str(&w->g[k], a, sizeof a), s);
         return 1;
@@ -217,7 +201,7 @@ static void run_mtp(dsv4_vctx *v, const dsv4_rule *self)
             uint64_t hits;
             if (!w.lin[x->lin].is_mtp || done[x->lin] || !(hits = dsv4_vt_groups_hit(&w, x->name)))
                 continue;
-            const dsv4_vt_group *g = &w.g[first_bit(hits)];
+            const dsv4_vt_group *g = &w.g[dsv4_vt_first_bit(hits)];
             dsv4_vctx_fail(v, "%s target \"%s\" matches the MTP name %s (%s, stored BF16): the MTP block must "
                            "match no target (llm-compressor quantizes by targets whatever ignore says, "
                            "compressed-tensors #712; vLLM then expects quantized MTP weights)",
@@ -275,7 +259,7 @@ static void run_ignore_overlap(dsv4_vctx *v, const dsv4_rule *self)
         uint64_t hits;
         if (done[x->lin] || (ign = dsv4_vt_ignore_hit(&w, x->name)) < 0 || !(hits = dsv4_vt_groups_hit(&w, x->name)))
             continue;
-        const dsv4_vt_group *g = &w.g[first_bit(hits)];
+        const dsv4_vt_group *g = &w.g[dsv4_vt_first_bit(hits)];
         dsv4_vctx_fail(v, "%s (%s) is matched by both %s target \"%s\" and ignore entry \"%s\"", x->name,
                        w.lin[x->lin].module, g->key, g->pat[dsv4_vt_group_hit(g, x->name)].text, w.ignore[ign].text);
         done[x->lin] = 1;
@@ -309,29 +293,22 @@ static const char *outcome_str(const dsv4_vt_view *w, int64_t o, char *buf, size
     return dsv4_vt_mask_str(w, (uint64_t)o, buf, cap);
 }
 
-static void check_pair(dsv4_vctx *v, const dsv4_vt_view *w, const dsv4_vt_linear *a, const dsv4_vt_linear *b,
+static void check_pair(dsv4_vctx *v, const dsv4_vt_view *w, const dsv4_vt_linear *a, const dsv4_amod *bm,
                        const char *fused, int expert)
 {
     char sa[64], sb[64];
-    if (!dsv4_vt_same(a->stored, b->stored)) {
+    dsv4_vt_scheme bs = dsv4_vt_stored(bm);
+    if (!dsv4_vt_same(a->stored, bs)) {
         dsv4_vctx_fail(v, "%s is stored %s but %s is stored %s: vLLM fuses them into %s, which has one scheme",
-                       a->module, dsv4_vt_scheme_str(a->stored, sa, sizeof sa), b->module,
-                       dsv4_vt_scheme_str(b->stored, sb, sizeof sb), fused);
+                       a->module, dsv4_vt_scheme_str(a->stored, sa, sizeof sa), bm->module,
+                       dsv4_vt_scheme_str(bs, sb, sizeof sb), fused);
         return;
     }
-    int64_t oa = outcome(w, a->module, expert ? 1 : 0), ob = outcome(w, b->module, expert ? 3 : 0);
+    int64_t oa = outcome(w, a->module, expert ? 1 : 0), ob = outcome(w, bm->module, expert ? 3 : 0);
     if (oa != ob)
         dsv4_vctx_fail(v, "%s is matched by %s but %s by %s: vLLM fuses them into %s, so both need the same group "
                        "(else \"Unable to find matching target\" or a scheme mismatch at load)", a->module,
-                       outcome_str(w, oa, sa, sizeof sa), b->module, outcome_str(w, ob, sb, sizeof sb), fused);
-}
-
-static const dsv4_vt_linear *find_lin(const dsv4_vt_view *w, const char *module)
-{
-    for (size_t i = 0; i < w->n_lin; i++)
-        if (!strcmp(w->lin[i].module, module))
-            return w->lin[i].m ? &w->lin[i] : NULL;
-    return NULL;
+                       outcome_str(w, oa, sa, sizeof sa), bm->module, outcome_str(w, ob, sb, sizeof sb), fused);
 }
 
 static void run_fused_halves(dsv4_vctx *v, const dsv4_rule *self)
@@ -343,9 +320,9 @@ static void run_fused_halves(dsv4_vctx *v, const dsv4_rule *self)
     for (size_t i = 0; i < w.n_lin; i++) {
         char other[DSV4_NAME_MAX], fused[DSV4_NAME_MAX + 64];
         int expert;
-        const dsv4_vt_linear *b;
+        const dsv4_amod *b;
         if (w.lin[i].m && dsv4_vt_fused_partner(w.lin[i].module, other, sizeof other, fused, sizeof fused, &expert) &&
-            (b = find_lin(&w, other)))
+            (b = dsv4_side_module(&v->art, other)) && b->is_module)
             check_pair(v, &w, &w.lin[i], b, fused, expert);
     }
     dsv4_vt_view_free(&w);

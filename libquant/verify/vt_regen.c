@@ -13,22 +13,6 @@ static dsv4_scheme recipe_scheme(dsv4_vt_kind k)
     return k == DSV4_VT_INT4 ? DSV4_SCHEME_W4A16 : k == DSV4_VT_FP8 ? DSV4_SCHEME_FP8_BLOCK : DSV4_SCHEME_NVFP4;
 }
 
-static int popcount64(uint64_t m)
-{
-    int n = 0;
-    for (; m; m &= m - 1)
-        n++;
-    return n;
-}
-
-static int first_bit(uint64_t m)
-{
-    for (int k = 0; k < 64; k++)
-        if (m & ((uint64_t)1 << k))
-            return k;
-    return -1;
-}
-
 /* Each linear's config group (-1 unquantized); 0, or 1 with why when no regeneration is possible. */
 static int assign(const dsv4_vt_view *w, int *grp, int *quant_mtp, char *why, size_t cap)
 {
@@ -48,14 +32,14 @@ static int assign(const dsv4_vt_view *w, int *grp, int *quant_mtp, char *why, si
         }
         if (l->stored.kind == DSV4_VT_UNQUANT)
             continue;
-        if (popcount64(l->fit) != 1) {
+        if (dsv4_vt_popcount(l->fit) != 1) {
             snprintf(why, cap, "%s is stored as %s, which %s", l->module, dsv4_vt_scheme_str(l->stored, s, sizeof s),
                      l->fit ? "the args of several groups fit" : "no config group's weights args describe");
             if (l->fit)
                 snprintf(why + strlen(why), cap - strlen(why), " (%s)", dsv4_vt_mask_str(w, l->fit, b, sizeof b));
             return 1;
         }
-        grp[i] = first_bit(l->fit);
+        grp[i] = dsv4_vt_first_bit(l->fit);
         used |= l->fit;
         *quant_mtp |= l->is_mtp;
         if (!strcmp(l->module, "head")) {

@@ -81,6 +81,21 @@ long dsv4_vt_group_hit(const dsv4_vt_group *g, const char *name);
 long dsv4_vt_ignore_hit(const dsv4_vt_view *w, const char *name);
 /* Bit mask of the groups with a target matching `name`. */
 uint64_t dsv4_vt_groups_hit(const dsv4_vt_view *w, const char *name);
+/* Bits set in a group mask, and the lowest one (-1 when none). */
+static inline int dsv4_vt_popcount(uint64_t m)
+{
+    int n = 0;
+    for (; m; m &= m - 1)
+        n++;
+    return n;
+}
+static inline int dsv4_vt_first_bit(uint64_t m)
+{
+    for (int k = 0; k < 64; k++)
+        if (m & ((uint64_t)1 << k))
+            return k;
+    return -1;
+}
 /* "group_0" or "group_0 and group_1" ... for a mask, into buf. */
 const char *dsv4_vt_mask_str(const dsv4_vt_view *w, uint64_t mask, char *buf, size_t cap);
 
