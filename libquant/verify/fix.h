@@ -21,6 +21,8 @@ typedef enum dsv4_fix_kind {
     DSV4_FIX_DROP,     /* tensor `name` is removed */
     DSV4_FIX_CONFIG,   /* config.json: at `path` (object keys from the top) set `value`, or delete
                           the key when `value` is NULL */
+    DSV4_FIX_INDEX,    /* rebuild model.safetensors.index.json from the shard headers (no other
+                          field used); the rewriter also does it whenever it writes anything */
 } dsv4_fix_kind;
 
 typedef enum dsv4_produce {

@@ -43,7 +43,7 @@ typedef struct dsv4_side {
     char *path;
     dsv4_ckpt ck;              /* opened with DSV4_CKPT_LENIENT | DSV4_CKPT_SKIP_BAD */
     json_t *config;            /* config.json, NULL when absent or not JSON */
-    char config_problem[600];  /* why config is NULL or does not describe a model ("" when fine) */
+    char config_problem[2048];  /* why config is NULL or does not describe a model ("" when fine) */
     int have_model;            /* cfg and inv are valid */
     dsv4_config cfg;
     dsv4_inventory inv;
@@ -106,6 +106,7 @@ int dsv4_vctx_fix_put(dsv4_vctx *v, const char *name, dsv4_dtype dtype, int ndim
 /* `dotted` is a key path "quantization_config.scale_fmt" (keys contain no dots); value is taken
  * over (NULL deletes the key). */
 int dsv4_vctx_fix_config(dsv4_vctx *v, const char *dotted, json_t *value, const char *why);
+int dsv4_vctx_fix_index(dsv4_vctx *v, const char *why);
 
 /* Lookups by canonical name. */
 const dsv4_vtensor *dsv4_side_find(const dsv4_side *s, const char *name);
