@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "artifact/convert.h"
@@ -92,6 +93,10 @@ int dsv4_rewrite(const dsv4_ckpt *art, const json_t *config, const dsv4_fix_list
     memset(st, 0, sizeof *st);
     if (!ops->n)
         return 0;
+    struct stat sb;
+    if (o->out && lstat(o->out, &sb) == 0)
+        return dsv4_fail(e, "%s: already exists; refusing to overwrite it (remove it or choose another output "
+                         "folder)", o->out);
     rw_state s;
     int rc = rw_plan(&s, art, config, ops, st, e);
     if (rc || o->dry_run) {

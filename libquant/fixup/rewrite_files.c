@@ -21,7 +21,7 @@ static int written_here(const rw_state *s, const char *name)
     for (size_t i = 0; i < s->n_shards; i++)
         if (!strcmp(name, s->sh[i].name))
             return 1;
-    return (s->art->has_index && !strcmp(name, DSV4_INDEX_NAME)) ||
+    return ((s->art->has_index || s->index_op) && !strcmp(name, DSV4_INDEX_NAME)) ||
            (s->have_manifest && !strcmp(name, DSV4_MANIFEST_NAME)) || (s->config && !strcmp(name, "config.json"));
 }
 
@@ -151,7 +151,7 @@ static int write_index_manifest(rw_state *s, const char *dir, dsv4_rewrite_stats
     if (dsv4_st_plan_describe(&p, files, names, n, e))
         goto out;
     described = 1;
-    if (s->art->has_index) {
+    if (s->art->has_index || s->index_op) {
         if (dsv4_index_render(&p, &b, e) || write_jbuf(dir, DSV4_INDEX_NAME, &b, st, e))
             goto out;
         st->index_rewritten = 1;
@@ -191,7 +191,7 @@ int rw_write_meta(rw_state *s, const char *dir, dsv4_rewrite_stats *st, dsv4_err
 {
     if (s->config && write_config(s, dir, st, e))
         return -1;
-    if ((s->art->has_index || s->have_manifest) && write_index_manifest(s, dir, st, e))
+    if ((s->art->has_index || s->index_op || s->have_manifest) && write_index_manifest(s, dir, st, e))
         return -1;
     return 0;
 }

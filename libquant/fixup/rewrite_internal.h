@@ -1,7 +1,7 @@
 /* What the rewriter's files share (rewrite.h is the public contract): the artifact's tensors after
- * the fix ops (rewrite_plan.c), what happens to each shard, and the helpers that write shards
- * (rewrite_shard.c), carry the other files, config, index and manifest (rewrite_files.c) and
- * commit the folder (rewrite_commit.c). */
+ * the fix ops (rewrite_plan.c, rewrite_ops.c), what happens to each shard, and the helpers that
+ * write shards (rewrite_shard.c), carry the other files, config, index and manifest
+ * (rewrite_files.c) and commit the folder (rewrite_commit.c). */
 #ifndef DSV4_REWRITE_INTERNAL_H
 #define DSV4_REWRITE_INTERNAL_H
 
@@ -47,6 +47,7 @@ typedef struct rw_state {
     rw_shard *sh;
     json_t *config;              /* the new config.json (owned), NULL when the artifact has none */
     json_t *rules;               /* ids of the rules whose ops were applied, in order */
+    int index_op;                /* a DSV4_FIX_INDEX op: write the index even where there was none */
     int have_manifest;           /* the artifact has dsv4-manifest.json: regenerate it */
     dsv4_manifest old_manifest;  /* its entries (empty when it does not parse) */
 } rw_state;
@@ -56,8 +57,12 @@ typedef struct rw_state {
 int rw_plan(rw_state *s, const dsv4_ckpt *art, const json_t *config, const dsv4_fix_list *ops,
             dsv4_rewrite_stats *st, dsv4_err *e);
 void rw_state_free(rw_state *s);
-/* Index of the live tensor with this final name, or -1. */
+/* Applies ops->v[k] to the table, checking it first (rewrite_ops.c). */
+int rw_apply_op(rw_state *s, const dsv4_fix_list *ops, size_t k, dsv4_rewrite_stats *st, dsv4_err *e);
+/* Index of the live tensor with this final name, or -1; adds tensor `idx` under its name. */
 long rw_find(const rw_state *s, const char *name);
+void rw_table_put(rw_state *s, long idx);
+const char *rw_rule_of(const dsv4_fix_op *op);
 /* File name part of a path. */
 const char *rw_base(const char *path);
 
@@ -73,8 +78,9 @@ int rw_link_or_copy(const char *from, const char *to, uint64_t *copied, dsv4_err
 /* Links every file of the artifact folder that is not a shard, the index, the manifest or (when
  * rewritten) config.json into `dir`; subfolders are recreated, symlinks copied as links. */
 int rw_carry_files(const rw_state *s, const char *dir, dsv4_rewrite_stats *st, dsv4_err *e);
-/* Writes config.json (when the artifact has one), the index (when it has one) and the manifest
- * (when it has one) into `dir`, the last two from the headers of the shards now in `dir`. */
+/* Writes config.json (when the artifact has one), the index (when it has one or an INDEX op asks)
+ * and the manifest (when it has one) into `dir`, the last two from the headers of the shards now
+ * in `dir`. */
 int rw_write_meta(rw_state *s, const char *dir, dsv4_rewrite_stats *st, dsv4_err *e);
 
 /* The folder being built and how it replaces the target. */

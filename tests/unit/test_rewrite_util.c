@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "artifact/convert.h"
 #include "formats/fp.h"
 #include "io/atomic.h"
 #include "io/st_write.h"
@@ -212,4 +214,136 @@ int trw_same_tree(const char *a, const char *b)
         if (!tw_same_file(tw_join(a, n), tw_join(b, n)))
             return 0;
     return 1;
+}
+
+int trw_quant_fixture(const char *dir, const char *out)
+{
+    char *yaml;
+    size_t n;
+    dsv4_err e;
+    if (dsv4_read_file(th_path("recipes/w4a16.yaml"), 1 << 20, &yaml, &n, &e))
+        return th_fail(__FILE__, __LINE__, "%s", e.msg), -1;
+    char *at = strstr(yaml, "max_shard_bytes: 5GiB");
+    if (!at)
+        return free(yaml), th_fail(__FILE__, __LINE__, "recipes/w4a16.yaml: no max_shard_bytes line"), -1;
+    memcpy(at, "max_shard_bytes: 3MiB", 21);
+    int rc = dsv4_atomic_write(tw_join(dir, "w4a16-3m.yaml"), yaml, n, &e);
+    free(yaml);
+    dsv4_recipe r;
+    dsv4_ckpt src;
+    dsv4_config cfg;
+    json_error_t je;
+    json_t *raw = json_load_file(th_path("fixtures/dsv4-tiny/config.json"), 0, &je);
+    if (rc || dsv4_recipe_load(tw_join(dir, "w4a16-3m.yaml"), &r, &e) ||
+        dsv4_ckpt_open(th_path("fixtures/dsv4-tiny"), 0, &src, &e) ||
+        dsv4_config_load(th_path("fixtures/dsv4-tiny/config.json"), &cfg, &e))
+        return json_decref(raw), th_fail(__FILE__, __LINE__, "%s", e.msg), -1;
+    dsv4_plan p;
+    dsv4_convert_opts o = {2, 0};
+    dsv4_convert_stats st;
+    rc = dsv4_plan_build(&src, &cfg, raw, &r, &p, &e);
+    if (rc == 0) {
+        rc = dsv4_convert_run(&src, &p, &r, out, &o, &st, &e);
+        if (rc == 0)
+            dsv4_convert_stats_free(&st);
+        dsv4_plan_free(&p);
+    }
+    if (rc)
+        th_fail(__FILE__, __LINE__, "%s", e.msg);
+    dsv4_recipe_free(&r);
+    dsv4_ckpt_close(&src);
+    json_decref(raw);
+    return rc;
+}
+
+int trw_header_rename(const char *dir, const char *shard, const char *const *from, const char *const *to, int n)
+{
+    dsv4_err e;
+    char *buf;
+    size_t len;
+    if (dsv4_read_file(tw_join(dir, shard), 1u << 30, &buf, &len, &e))
+        return th_fail(__FILE__, __LINE__, "%s", e.msg), -1;
+    uint64_t hl;
+    memcpy(&hl, buf, 8);
+    json_t *h = json_loadb(buf + 8, hl, 0, NULL), *nh = json_object();
+    const char *k;
+    json_t *v;
+    json_object_foreach(h, k, v) {
+        const char *nk = k;
+        for (int i = 0; i < n; i++)
+            if (!strcmp(k, from[i]))
+                nk = to[i];
+        json_object_set(nh, nk, v);
+    }
+    char *txt = json_dumps(nh, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    size_t tl = strlen(txt), padded = (tl + 7) / 8 * 8;
+    char *out = malloc(8 + padded + (len - 8 - hl));
+    uint64_t pl = padded;
+    memcpy(out, &pl, 8);
+    memcpy(out + 8, txt, tl);
+    memset(out + 8 + tl, ' ', padded - tl);
+    memcpy(out + 8 + padded, buf + 8 + hl, len - 8 - hl);
+    int rc = dsv4_atomic_replace(tw_join(dir, shard), out, 8 + padded + (len - 8 - hl), &e);
+    free(out), free(txt), free(buf);
+    json_decref(h), json_decref(nh);
+    /* index */
+    json_t *ix = json_load_file(tw_join(dir, "model.safetensors.index.json"), 0, NULL);
+    json_t *wm = json_object_get(ix, "weight_map");
+    for (int i = 0; i < n && wm; i++) {
+        json_t *f = json_incref(json_object_get(wm, from[i]));
+        json_object_del(wm, from[i]);
+        json_object_set_new(wm, to[i], f);
+    }
+    txt = json_dumps(ix, JSON_INDENT(2) | JSON_SORT_KEYS);
+    rc = rc || !txt || dsv4_atomic_replace(tw_join(dir, "model.safetensors.index.json"), txt, strlen(txt), &e);
+    free(txt);
+    json_decref(ix);
+    /* manifest: the same text with the keys renamed */
+    if (rc == 0 && dsv4_read_file(tw_join(dir, "dsv4-manifest.json"), 1u << 30, &buf, &len, &e) == 0) {
+        char *m = malloc(len + 64 * (size_t)n + 1);
+        size_t off = 0;
+        for (const char *p = buf; *p;) {
+            int hit = -1;
+            char key[300];
+            for (int i = 0; i < n && hit < 0; i++) {
+                snprintf(key, sizeof key, "\"%s\": {\"file\"", from[i]);
+                if (!strncmp(p, key, strlen(key)))
+                    hit = i;
+            }
+            if (hit >= 0) {
+                off += (size_t)sprintf(m + off, "\"%s\": {\"file\"", to[hit]);
+                p += strlen(key);
+            } else {
+                m[off++] = *p++;
+            }
+        }
+        rc = dsv4_atomic_replace(tw_join(dir, "dsv4-manifest.json"), m, off, &e);
+        free(m), free(buf);
+    }
+    if (rc)
+        th_fail(__FILE__, __LINE__, "%s", e.msg);
+    return rc;
+}
+
+int trw_copy_tree(const char *from, const char *to)
+{
+    dsv4_err e;
+    if (mkdir(to, 0777))
+        return -1;
+    DIR *d = opendir(from);
+    struct dirent *de;
+    int rc = 0;
+    while (rc == 0 && d && (de = readdir(d))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char *buf;
+        size_t n;
+        rc = dsv4_read_file(tw_join(from, de->d_name), 1u << 30, &buf, &n, &e) ||
+             dsv4_atomic_write(tw_join(to, de->d_name), buf, n, &e);
+        if (rc == 0)
+            free(buf);
+    }
+    if (d)
+        closedir(d);
+    return rc;
 }

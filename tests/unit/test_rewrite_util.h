@@ -1,7 +1,8 @@
 /* Helpers of the rewriter tests (test_rewrite*.c, test_fixup_kill.c): a small synthetic artifact in
  * three shards (release FP8 blocks with e8m0 scales, a compressed-tensors FP8 weight with a block
- * weight_scale, BF16 and F32 tensors, config.json, a tokenizer file, index and manifest), fix ops
- * built by hand, and folder comparisons. */
+ * weight_scale, BF16 and F32 tensors, config.json, a tokenizer file, index and manifest), a real
+ * multi-shard dsv4-quant artifact of the tiny fixture, header-only damage, fix ops built by hand,
+ * and folder comparisons. */
 #ifndef DSV4_TEST_REWRITE_UTIL_H
 #define DSV4_TEST_REWRITE_UTIL_H
 
@@ -37,6 +38,15 @@ void trw_put(dsv4_fix_list *l, const char *rule, const char *name, dsv4_dtype dt
              dsv4_produce how, const dsv4_tensor *from, const dsv4_tensor *from_scale, const char *near);
 /* `dotted` key path; `value` taken over (NULL deletes). */
 void trw_config(dsv4_fix_list *l, const char *rule, const char *dotted, json_t *value);
+
+/* dsv4-quant's W4A16 of fixtures/dsv4-tiny in 3 MiB shards (about 5) written to `out`; the recipe
+ * copy goes into `dir`. 0 or -1 (test failure recorded). */
+int trw_quant_fixture(const char *dir, const char *out);
+/* Renames header keys of shard `shard` in `dir` in place of the old ones, keeping every data offset
+ * (what a header-only rename script writes), and the same keys in the index and the manifest. */
+int trw_header_rename(const char *dir, const char *shard, const char *const *from, const char *const *to, int n);
+/* Copies the files of folder `from` (no subfolders, no dot files) into the new folder `to`. */
+int trw_copy_tree(const char *from, const char *to);
 
 /* 1 when both folders hold the same file names (ignoring none) with the same bytes. */
 int trw_same_tree(const char *a, const char *b);
