@@ -83,6 +83,8 @@ static void aliases_off_flag(ra_art *a)
 static void aliases_recipe_gone(ra_art *a)
 {
     drop_aliases(a);
+    /* an artifact from before dsv4-quant recorded mtp_aliases: the rule reads the recipe back */
+    json_object_del(json_object_get(a->config, "dsv4_provenance"), "mtp_aliases");
     json_object_set_new(json_object_get(a->config, "dsv4_provenance"), "recipe", json_string("/nonexistent/r.yaml"));
 }
 
