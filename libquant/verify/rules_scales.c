@@ -149,9 +149,14 @@ static void run_dtype(dsv4_vctx *v, const dsv4_rule *self)
 
 /* ---- nvfp4-global-scalar ---- */
 
-static int cmp_str(const void *a, const void *b)
+typedef struct named_op {
+    const char *name; /* the op's own string: it stays where it is when the op list grows */
+    size_t idx;
+} named_op;
+
+static int cmp_named_op(const void *a, const void *b)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    return strcmp(((const named_op *)a)->name, ((const named_op *)b)->name);
 }
 
 static void run_global_scalar(dsv4_vctx *v, const dsv4_rule *self)
@@ -159,33 +164,38 @@ static void run_global_scalar(dsv4_vctx *v, const dsv4_rule *self)
     (void)self;
     static const dsv4_part parts[] = {DSV4_PART_GLOBAL, DSV4_PART_INPUT_GLOBAL};
     size_t seen = 0, n_put = 0;
-    /* Tensors an earlier rule already writes (scale-dtype's cast writes a global 0-d). */
-    const char **put = malloc((v->fixes.n ? v->fixes.n : 1) * sizeof *put);
+    /* Tensors an earlier rule already writes (scale-dtype's cast writes a global 0-d): this rule
+     * asks for the same PUT (the rewriter applies it once; a reshape would contradict it). */
+    named_op *put = malloc((v->fixes.n ? v->fixes.n : 1) * sizeof *put);
     if (!put) {
         dsv4_vctx_fail(v, "out of memory");
         return;
     }
     for (size_t i = 0; i < v->fixes.n; i++)
         if (v->fixes.v[i].kind == DSV4_FIX_PUT)
-            put[n_put++] = v->fixes.v[i].name;
-    qsort(put, n_put, sizeof *put, cmp_str);
+            put[n_put++] = (named_op){v->fixes.v[i].name, i};
+    qsort(put, n_put, sizeof *put, cmp_named_op);
     for (size_t i = 0; i < v->art.st.n; i++) {
         const dsv4_amod *m = &v->art.st.m[i];
         if (dsv4_vt_family_of(m) != DSV4_VT_FAM_NVFP4)
             continue;
         for (size_t k = 0; k < 2; k++) {
             const dsv4_tensor *t = m->part[parts[k]];
-            const char *name = m->part_name[parts[k]];
+            named_op key = {m->part_name[parts[k]], 0}, *hit;
             char shape[64];
             if (!t || (seen++, t->ndim == 0))
                 continue;
             dsv4_vctx_fail(v, "%s has shape %s, expected [] (vLLM copies it into a 0-d parameter: \"output with shape "
-                           "[] doesn't match the broadcast shape [1]\", vLLM #43297)", name,
+                           "[] doesn't match the broadcast shape [1]\", vLLM #43297)", key.name,
                            dsv4_shape_str(t, shape, sizeof shape));
             if (dsv4_tensor_numel(t) != 1)
-                dsv4_vctx_skip(v, "no automatic fix for %s: more than one value", name);
-            else if (!n_put || !bsearch(&name, put, n_put, sizeof *put, cmp_str))
-                dsv4_vctx_fix_reshape(v, name, t->dtype, 0, NULL, "reshape to 0-d (same bytes, header only)");
+                dsv4_vctx_skip(v, "no automatic fix for %s: more than one value", key.name);
+            else if (n_put && (hit = bsearch(&key, put, n_put, sizeof *put, cmp_named_op))) {
+                dsv4_fix_op same = v->fixes.v[hit->idx];
+                if (same.ndim == 0)
+                    dsv4_vctx_fix(v, &same);
+            } else
+                dsv4_vctx_fix_reshape(v, key.name, t->dtype, 0, NULL, "reshape to 0-d (same bytes, header only)");
         }
     }
     free(put);

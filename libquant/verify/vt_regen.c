@@ -118,31 +118,6 @@ done:
     return out;
 }
 
-static int same_path(const dsv4_fix_op *o, const char *dotted)
-{
-    const char *p = dotted;
-    for (size_t i = 0; i < o->depth; i++) {
-        size_t n = strlen(o->path[i]);
-        if (strncmp(p, o->path[i], n) || (p[n] != '.' && p[n] != 0) || (p[n] == 0 && i + 1 != o->depth))
-            return 0;
-        p += n + (p[n] == '.');
-    }
-    return *p == 0;
-}
-
-int dsv4_vt_fix_config_once(dsv4_vctx *v, const char *dotted, json_t *value, const char *why)
-{
-    for (size_t i = 0; i < v->fixes.n; i++) {
-        const dsv4_fix_op *o = &v->fixes.v[i];
-        if (o->kind == DSV4_FIX_CONFIG && same_path(o, dotted) &&
-            ((!o->value && !value) || (o->value && value && json_equal(o->value, value)))) {
-            json_decref(value);
-            return 0;
-        }
-    }
-    return dsv4_vctx_fix_config(v, dotted, value, why);
-}
-
 int dsv4_vt_regen_fix(dsv4_vctx *v, const dsv4_vt_view *w, char *why, size_t cap)
 {
     json_t *nq = dsv4_vt_regen(v, w, why, cap);
@@ -158,7 +133,7 @@ int dsv4_vt_regen_fix(dsv4_vctx *v, const dsv4_vt_view *w, char *why, size_t cap
         char path[200];
         snprintf(path, sizeof path, "quantization_config.config_groups.%s.targets", w->g[k].key);
         n++;
-        rc = dsv4_vt_fix_config_once(v, path, json_incref(b),
+        rc = dsv4_vctx_fix_config(v, path, json_incref(b),
                                      "regenerate the group's targets from the stored schemes (vLLM's names, "
                                      "enumerated layers, anchored)");
     }
@@ -166,7 +141,7 @@ int dsv4_vt_regen_fix(dsv4_vctx *v, const dsv4_vt_view *w, char *why, size_t cap
     json_t *ni = json_object_get(nq, "ignore");
     if (!rc && !(oi && json_equal(oi, ni))) {
         n++;
-        rc = dsv4_vt_fix_config_once(v, "quantization_config.ignore", json_incref(ni),
+        rc = dsv4_vctx_fix_config(v, "quantization_config.ignore", json_incref(ni),
                                      "regenerate ignore from the stored schemes (every unquantized linear by "
                                      "vLLM's names, the MTP block under all its names)");
     }

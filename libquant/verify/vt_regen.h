@@ -13,13 +13,10 @@
 json_t *dsv4_vt_regen(const dsv4_vctx *v, const dsv4_vt_view *w, char *why, size_t cap);
 
 /* Adds the CONFIG ops (tagged with the running rule) that turn the artifact's quantization_config
- * into the regenerated one: each group's targets that differ, and ignore. An op some earlier rule
- * already added (same key, same value) is not repeated. Returns the number of ops the repair
- * needs (0 with why set when it is impossible or changes nothing), or -1 out of memory. */
+ * into the regenerated one: each group's targets that differ, and ignore. Every targets rule that
+ * fails asks for the same ops, so each is repaired on its own (`--only`); the rewriter applies an
+ * identical change of a key once. Returns the number of ops added (0 with why set when the repair
+ * is impossible or changes nothing), or -1 out of memory. */
 int dsv4_vt_regen_fix(dsv4_vctx *v, const dsv4_vt_view *w, char *why, size_t cap);
-
-/* Adds a CONFIG op unless an identical one (same key path, equal value) is already in the list.
- * `value` is taken over. 0, or -1 out of memory. */
-int dsv4_vt_fix_config_once(dsv4_vctx *v, const char *dotted, json_t *value, const char *why);
 
 #endif

@@ -23,6 +23,33 @@ static dsv4_vt_strategy fp8_strategy(const dsv4_tensor *s, int64_t r, int64_t c)
     return DSV4_VT_ST_NONE;
 }
 
+/* A module whose parts make no clean form (a scale under another name or dtype, which the scale
+ * rules report and repair) is still judged by its weight: an F8_E4M3 weight with one scale is
+ * FP8, I32 / U8 weight_packed with a weight_scale are INT4 / NVFP4. */
+static dsv4_vt_scheme broken_by_parts(const dsv4_amod *m)
+{
+    const dsv4_tensor *w = m->part[DSV4_PART_WEIGHT], *pk = m->part[DSV4_PART_PACKED],
+                      *ws = m->part[DSV4_PART_WEIGHT_SCALE], *sc = m->part[DSV4_PART_SCALE],
+                      *inv = m->part[DSV4_PART_SCALE_INV];
+    int n_scales = !!ws + !!sc + !!inv;
+    if (w && !pk && w->dtype == DSV4_F8_E4M3 && w->ndim == 2 && n_scales == 1) {
+        dsv4_vt_strategy st = fp8_strategy(ws ? ws : sc ? sc : inv, w->shape[0], w->shape[1]);
+        if (st != DSV4_VT_ST_NONE)
+            return mk(DSV4_VT_FP8, st, 0);
+    }
+    if (pk && !w && n_scales == 1 && pk->ndim == 2) {
+        const dsv4_tensor *s = ws ? ws : sc ? sc : inv;
+        if (pk->dtype == DSV4_U8 && s->ndim == 2 && s->shape[1] * 16 == pk->shape[1] * 2)
+            return mk(DSV4_VT_NVFP4, DSV4_VT_ST_GROUP, 16);
+        if (pk->dtype == DSV4_I32 && s->ndim == 2 && s->shape[1] > 0 && (pk->shape[1] * 8) % s->shape[1] == 0) {
+            dsv4_vt_scheme r = mk(DSV4_VT_INT4, DSV4_VT_ST_GROUP, (int)(pk->shape[1] * 8 / s->shape[1]));
+            r.one_per_row = s->shape[1] == 1;
+            return r;
+        }
+    }
+    return mk(DSV4_VT_UNKNOWN, DSV4_VT_ST_NONE, 0);
+}
+
 dsv4_vt_scheme dsv4_vt_stored(const dsv4_amod *m)
 {
     switch (m->form) {
@@ -48,6 +75,8 @@ dsv4_vt_scheme dsv4_vt_stored(const dsv4_amod *m)
         return mk(DSV4_VT_NVFP4, DSV4_VT_ST_GROUP, 16);
     case DSV4_QF_RELEASE_FP4:
         return mk(DSV4_VT_MXFP4, DSV4_VT_ST_GROUP, 32);
+    case DSV4_QF_BROKEN:
+        return broken_by_parts(m);
     default:
         return mk(DSV4_VT_UNKNOWN, DSV4_VT_ST_NONE, 0);
     }
