@@ -15,14 +15,9 @@
 #include "artifact/version.h"
 #include "fixup/produce.h"
 #include "fixup/rewrite.h"
+#include "fixup/w4a8.h"
 #include "verify/vctx.h"
 
-#if defined(__has_include)
-#if __has_include("fixup/w4a8.h")
-#include "fixup/w4a8.h"
-#define DSV4_HAVE_W4A8 1
-#endif
-#endif
 
 static void usage(FILE *f)
 {
@@ -33,7 +28,8 @@ static void usage(FILE *f)
           "  -o OUT          write the repaired artifact to the new folder OUT (unchanged files are hard links)\n"
           "  --in-place      replace ARTIFACT atomically (the old and new folders are exchanged in one rename)\n"
           "  --dry-run       print the repairs and what would be written; write nothing\n"
-          "  --to-w4a8       also convert the FP8 attention to the W4A8 layout vLLM's W4A8 path expects\n"
+          "  --to-w4a8       rewrite a W4A16 artifact's config as W4A8 (FP8 dynamic per-token activations on the\n"
+          "                  INT4 experts group; weights unchanged; provenance recorded)\n"
           "  --json          print a JSON report on stdout\n"
           "  --quiet         no progress, no listing of the repairs\n"
           "  --only IDS      run only these rules (comma-separated ids, see dsv4-verify --list-rules)\n"
@@ -257,17 +253,10 @@ int main(int argc, char **argv)
         goto out;
     }
     if (a.to_w4a8) {
-#ifdef DSV4_HAVE_W4A8
         if (dsv4_fix_to_w4a8(&v, &e)) {
             rc = fail(&a, "--to-w4a8", &e);
             goto out;
         }
-#else
-        fprintf(stderr, "dsv4-fixup: --to-w4a8 is not implemented in this build (libquant/fixup/w4a8.c is "
-                        "missing)\n");
-        rc = 2;
-        goto out;
-#endif
     }
     FILE *txt = a.as_json ? NULL : stdout;
     json_t *ops = report ? json_array() : NULL, *unrep = report ? json_array() : NULL;
