@@ -3,7 +3,8 @@
  * num_hash_layers, qk_rope_head_dim, rope_scaling, compress_rope_theta, torch_dtype,
  * num_nextn_predict_layers, tie_word_embeddings: false), the quantization_config for the artifact's
  * form (compressed-tensors: built by ct_config; BF16: none; native FP8 storage: the source's), and
- * a provenance block: tool, version, recipe path and xxh3-128, and the xxh3-128 of the source's
+ * a provenance block: tool, version, recipe path and xxh3-128, whether the MTP aliases were written
+ * (verifiers read it), and the xxh3-128 of the source's
  * index (model.safetensors.index.json bytes; for a lone .safetensors file its JSON header; for a
  * checkpoint held in memory, its sorted "name dtype shape" lines). */
 #include <math.h>
@@ -114,8 +115,9 @@ int plan_config(plan_ctx *c, const json_t *source_config)
     json_t *path = json_string(c->r->path);
     if (!path)
         return dsv4_fail(c->e, "%s: the recipe path is not valid UTF-8 and cannot go into config.json", c->r->path);
-    json_t *prov = json_pack("{s:s, s:s, s:o, s:s, s:s}", "tool", DSV4_TOOL_NAME, "version", DSV4_VERSION, "recipe",
-                             path, "recipe_xxh3_128", c->r->hash, "source_index_xxh3_128", idx);
+    json_t *prov = json_pack("{s:s, s:s, s:o, s:s, s:s, s:b}", "tool", DSV4_TOOL_NAME, "version", DSV4_VERSION,
+                             "recipe", path, "recipe_xxh3_128", c->r->hash, "source_index_xxh3_128", idx,
+                             "mtp_aliases", c->r->mtp_aliases);
     if (!prov || json_object_set_new(o, "dsv4_provenance", prov))
         return dsv4_fail_rt(c->e, "plan: out of memory");
     return 0;

@@ -26,11 +26,23 @@
 #include "io/checkpoint.h"
 #include "verify/fix.h"
 
+/* Progress events, in the order they happen (for progress displays and the crash-safety test). */
+enum {
+    DSV4_RW_EV_BEGUN,       /* the temporary folder exists */
+    DSV4_RW_EV_SHARD,       /* a shard is in the temporary folder (`done` of `total`) */
+    DSV4_RW_EV_BUILT,       /* every file is there and synced; the commit is next */
+    DSV4_RW_EV_SWAPPED,     /* in place: the folders are exchanged; the old tree is removed next */
+    DSV4_RW_EV_COMMITTED,   /* the result is at its path and the parent folder synced */
+};
+typedef void (*dsv4_rewrite_progress_fn)(void *ctx, int event, size_t done, size_t total);
+
 typedef struct dsv4_rewrite_opts {
     const char *out;        /* new folder; NULL rewrites the artifact in place */
     int dry_run;            /* check the ops and fill the stats, write nothing */
     int threads;            /* rewritten shards in parallel; 0: automatic */
     int quiet;              /* no progress on stderr */
+    dsv4_rewrite_progress_fn progress; /* optional; called from one thread at a time */
+    void *progress_ctx;
 } dsv4_rewrite_opts;
 
 typedef struct dsv4_rewrite_stats {

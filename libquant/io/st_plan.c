@@ -27,7 +27,46 @@ void dsv4_st_plan_free(dsv4_st_plan *p)
     free(p->tensors);
     free(p->by_name);
     free(p->shards);
+    for (size_t i = 0; i < p->n_meta; i++) {
+        free(p->meta_keys[i]);
+        free(p->meta_vals[i]);
+    }
+    free(p->meta_keys);
+    free(p->meta_vals);
     memset(p, 0, sizeof *p);
+}
+
+int dsv4_st_plan_set_metadata(dsv4_st_plan *p, size_t n, char *const *keys, char *const *vals,
+                              dsv4_err *e)
+{
+    if (p->finished)
+        return dsv4_fail(e, "header metadata set after the plan was finished");
+    for (size_t i = 0; i < p->n_meta; i++) {
+        free(p->meta_keys[i]);
+        free(p->meta_vals[i]);
+    }
+    free(p->meta_keys);
+    free(p->meta_vals);
+    p->n_meta = 0;
+    p->meta_keys = p->meta_vals = NULL;
+    if (!n)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!dsv4_utf8_valid(keys[i], strlen(keys[i])) || !dsv4_utf8_valid(vals[i], strlen(vals[i])))
+            return dsv4_fail(e, "header metadata '%s': keys and values must be valid UTF-8", keys[i]);
+    p->meta_keys = calloc(n, sizeof(char *));
+    p->meta_vals = calloc(n, sizeof(char *));
+    if (!p->meta_keys || !p->meta_vals)
+        return dsv4_fail_rt(e, "out of memory copying header metadata");
+    for (; p->n_meta < n; p->n_meta++) {
+        p->meta_keys[p->n_meta] = strdup(keys[p->n_meta]);
+        p->meta_vals[p->n_meta] = strdup(vals[p->n_meta]);
+        if (!p->meta_keys[p->n_meta] || !p->meta_vals[p->n_meta]) {
+            p->n_meta++;
+            return dsv4_fail_rt(e, "out of memory copying header metadata");
+        }
+    }
+    return 0;
 }
 
 int dsv4_st_plan_add(dsv4_st_plan *p, const char *name, dsv4_dtype dtype, int ndim,
@@ -110,7 +149,19 @@ static int layout_shard(dsv4_st_plan *p, dsv4_st_plan_shard *s, dsv4_err *e)
 {
     qsort_r(s->order, s->n, sizeof *s->order, cmp_layout, p);
     dsv4_jbuf b = {0};
-    dsv4_jbuf_puts(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
+    if (!p->n_meta) {
+        dsv4_jbuf_puts(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
+    } else {
+        dsv4_jbuf_puts(&b, "{\"__metadata__\":{");
+        for (size_t i = 0; i < p->n_meta; i++) {
+            if (i)
+                dsv4_jbuf_puts(&b, ",");
+            dsv4_jbuf_str_serde(&b, p->meta_keys[i]);
+            dsv4_jbuf_puts(&b, ":");
+            dsv4_jbuf_str_serde(&b, p->meta_vals[i]);
+        }
+        dsv4_jbuf_puts(&b, "}");
+    }
     uint64_t off = 0;
     for (size_t k = 0; k < s->n; k++) {
         dsv4_st_plan_tensor *t = &p->tensors[s->order[k]];

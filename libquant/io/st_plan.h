@@ -61,6 +61,8 @@ typedef struct dsv4_st_plan {
     uint64_t total_bytes;         /* sum of tensor bytes (index metadata.total_size), < 2^63 */
     uint64_t file_bytes;          /* sum of shard file sizes */
     int finished;
+    size_t n_meta;                /* __metadata__ pairs (dsv4_st_plan_set_metadata); 0: format=pt */
+    char **meta_keys, **meta_vals;
 } dsv4_st_plan;
 
 void dsv4_st_plan_init(dsv4_st_plan *p, uint64_t max_shard_bytes, int flags);
@@ -73,5 +75,18 @@ int dsv4_st_plan_finish(dsv4_st_plan *p, dsv4_err *e);
 void dsv4_st_plan_free(dsv4_st_plan *p);
 /* Index of a declared tensor (after finish), or -1. */
 long dsv4_st_plan_find(const dsv4_st_plan *p, const char *name);
+
+/* Before finish: the headers' "__metadata__" pairs, in this order, instead of {"format":"pt"}
+ * (a rewriter keeps a shard's own metadata). Keys and values are copied; n = 0 restores the
+ * default. */
+int dsv4_st_plan_set_metadata(dsv4_st_plan *p, size_t n, char *const *keys, char *const *vals,
+                              dsv4_err *e);
+
+/* A finished plan that describes existing shard files as they are: names[i] is the file name of
+ * files[i]; tensors, offsets, header lengths and sizes are the files' own, whatever layout wrote
+ * them. For rendering the index and the manifest (index_write.h, manifest.h) of a folder whose
+ * shards were not all laid out by one plan (st_describe.c). Refuses a tensor name found twice. */
+int dsv4_st_plan_describe(dsv4_st_plan *p, const dsv4_st_file *files, char *const *names, size_t n,
+                          dsv4_err *e);
 
 #endif

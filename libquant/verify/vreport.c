@@ -83,6 +83,8 @@ void dsv4_vctx_print(const dsv4_vctx *v, FILE *f, int verbose)
                 r->rule->id, r->rule->title, r->n_found);
         for (size_t k = 0; k < r->n_kept; k++)
             fprintf(f, "           %s\n", r->evidence[k]);
+        if (r->skip_reason[0])
+            fprintf(f, "           note: %s\n", r->skip_reason);
         if (r->n_found > r->n_kept)
             fprintf(f, "           ... and %zu more\n", r->n_found - r->n_kept);
         if (r->rule->fix)
