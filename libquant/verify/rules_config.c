@@ -187,7 +187,8 @@ static void run_num_layers(dsv4_vctx *v, const dsv4_rule *self)
         dsv4_vctx_fail(v, "the artifact has %d layers.N blocks but the source's num_hidden_layers is %lld (missing "
                        "or extra layers: inventory-tensors)", tl, sh);
     long long wm = have_sm ? sm : tm;
-    if (nm != wm) {
+    /* fewer mtp.N blocks than the config says is a stripped MTP: mtp-present / mtp-complete's defect */
+    if (nm < 0 || (have_sm ? nm != sm : tm > nm)) {
         if (nm < 0)
             dsv4_vctx_fail(v, "\"num_nextn_predict_layers\" is not an integer, expected %lld", wm);
         else if (have_sm)

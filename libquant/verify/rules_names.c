@@ -14,11 +14,29 @@ static int collides(const dsv4_vctx *v, size_t i)
     return (i > 0 && !strcmp(v->art.v[i - 1].name, n)) || (i + 1 < v->art.n && !strcmp(v->art.v[i + 1].name, n));
 }
 
+/* In an artifact in transformers names, names that are release names behind `model.` (`model.norm.weight`,
+ * and `model.mtp.N.*` as MTP-aware pipelines write the MTP block) are transformers names too. */
+static int has_hf(const dsv4_vctx *v)
+{
+    for (size_t i = 0; i < v->art.n; i++)
+        if (v->art.v[i].how == DSV4_CANON_HF)
+            return 1;
+    return 0;
+}
+
+static dsv4_canon how_of(const dsv4_vctx *v, const dsv4_vtensor *t, int hf)
+{
+    if (t->how == DSV4_CANON_MODEL_PREFIX && hf)
+        return DSV4_CANON_HF;
+    return t->how;
+}
+
 static void rename_rule(dsv4_vctx *v, dsv4_canon how, const char *what)
 {
+    int hf = has_hf(v);
     for (size_t i = 0; i < v->art.n; i++) {
         const dsv4_vtensor *t = &v->art.v[i];
-        if (t->how != how)
+        if (how_of(v, t, hf) != how)
             continue;
         if (collides(v, i)) {
             dsv4_vctx_fail(v, "%s: %s; its release name %s is taken by another tensor (not renamed)", t->t->name,

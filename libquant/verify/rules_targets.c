@@ -257,8 +257,9 @@ static void run_ignore_overlap(dsv4_vctx *v, const dsv4_rule *self)
         const dsv4_vt_name *x = &w.names[i];
         long ign;
         uint64_t hits;
-        if (done[x->lin] || (ign = dsv4_vt_ignore_hit(&w, x->name)) < 0 || !(hits = dsv4_vt_groups_hit(&w, x->name)))
-            continue;
+        if (done[x->lin] || w.lin[x->lin].is_mtp || (ign = dsv4_vt_ignore_hit(&w, x->name)) < 0 ||
+            !(hits = dsv4_vt_groups_hit(&w, x->name)))
+            continue; /* a target reaching the MTP block is targets-mtp's defect */
         const dsv4_vt_group *g = &w.g[dsv4_vt_first_bit(hits)];
         const char *t = g->pat[dsv4_vt_group_hit(g, x->name)].text;
         /* A class target ("Linear") with an ignore list is llm-compressor's usual form: ignore carves the
@@ -303,6 +304,8 @@ static void check_pair(dsv4_vctx *v, const dsv4_vt_view *w, const dsv4_vt_linear
 {
     char sa[64], sb[64];
     dsv4_vt_scheme bs = dsv4_vt_stored(bm);
+    if (a->is_mtp || a->kind == DSV4_MOD_ULINEAR)
+        return; /* BF16 by policy: the mtp rules and compressor-unquantized own their storage */
     if (a->stored.kind == DSV4_VT_UNKNOWN || bs.kind == DSV4_VT_UNKNOWN)
         return; /* parts in no recognizable form: inventory-tensors reports them */
     if (!dsv4_vt_same(a->stored, bs)) {

@@ -55,8 +55,12 @@ static void replace_once(char *s, size_t cap, const char *from, const char *to)
 dsv4_canon dsv4_canonical_name(const char *name, char *out, size_t cap)
 {
     snprintf(out, cap, "%s", name);
-    if (from_hf(name, out, cap))
+    if (from_hf(name, out, cap)) {
+        /* `model.mtp.0.e_proj.weight` maps by dropping the prefix: a prefixed release name */
+        if (!strncmp(name, "model.", 6) && !strcmp(out, name + 6))
+            return DSV4_CANON_MODEL_PREFIX;
         return DSV4_CANON_HF;
+    }
     dsv4_canon how = DSV4_CANON_SAME;
     if (starts(name, "model.") &&
         (starts(name + 6, "layers.") || starts(name + 6, "mtp.") || starts(name + 6, "embed.") ||

@@ -282,6 +282,11 @@ static int open_linears(const dsv4_vctx *v, dsv4_vt_view *w)
         if (l->m && !l->m->is_module)
             l->m = NULL;
         l->stored = l->m ? dsv4_vt_stored(l->m) : (dsv4_vt_scheme){DSV4_VT_UNQUANT, DSV4_VT_ST_NONE, 0, 0};
+        /* The config must describe the artifact as it should be: the layers vLLM always builds
+         * unquantized and, in a compressed-tensors artifact, the MTP block are BF16 whatever is
+         * stored (compressor-unquantized and the mtp rules report and repair the tensors). */
+        if (l->kind == DSV4_MOD_ULINEAR || l->is_mtp)
+            l->stored = (dsv4_vt_scheme){DSV4_VT_UNQUANT, DSV4_VT_ST_NONE, 0, 0};
         for (size_t k = 0; k < w->n_groups; k++)
             if (dsv4_vt_fits(l->stored, w->g[k].args))
                 l->fit |= (uint64_t)1 << k;

@@ -212,8 +212,9 @@ TEST(rules_config_num_layers)
 
     int two = 2;
     REQUIRE(damaged(&v, "fp8", mtp_count, &two, NULL, "config-num-layers") == 0);
-    CHECK_EQ_INT(tr_status(&v, "config-num-layers"), DSV4_RS_FAIL);
-    CHECK_EQ_INT(tr_n_ops(&v, "config-num-layers"), 0); /* the tensors have fewer: maybe stripped */
+    /* the tensors have fewer MTP blocks than the config: a stripped block, mtp-complete's defect */
+    CHECK_EQ_INT(tr_status(&v, "config-num-layers"), DSV4_RS_PASS);
+    CHECK_EQ_INT(tr_n_ops(&v, "config-num-layers"), 0);
     dsv4_vctx_close(&v);
     REQUIRE(damaged(&v, "fp8", mtp_count, &two, th_path("fixtures/dsv4-tiny"), "config-num-layers") == 0);
     CHECK(tr_says(&v, "config-num-layers", "the source says 1"));
