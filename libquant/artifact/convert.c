@@ -13,6 +13,7 @@
 #include "io/checkpoint.h"
 #include "io/st_write.h"
 #include "util/pages.h"
+#include "util/workers.h"
 
 const char *const dsv4_carried_files[] = {"tokenizer.json",          "tokenizer_config.json",
                                           "generation_config.json",  "special_tokens_map.json",
@@ -203,15 +204,7 @@ int dsv4_convert_run(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4_recipe
     int threads = dsv4_convert_threads(o ? o->threads : 0);
     if ((size_t)threads > p->n)
         threads = p->n ? (int)p->n : 1;
-    pthread_t tid[64];
-    int started = 0;
-    for (; started < threads && started < 64; started++)
-        if (pthread_create(&tid[started], NULL, worker, &P))
-            break;
-    if (started == 0)
-        worker(&P);
-    for (int t = 0; t < started; t++)
-        pthread_join(tid[t], NULL);
+    dsv4_run_workers(threads, worker, &P);
     json_t *report = NULL;
     if (P.failed) {
         *e = P.err;

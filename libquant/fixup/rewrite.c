@@ -12,6 +12,7 @@
 
 #include "artifact/convert.h"
 #include "fixup/rewrite_internal.h"
+#include "util/workers.h"
 
 typedef struct pool {
     rw_state *s;
@@ -61,15 +62,7 @@ static int write_shards(rw_state *s, const char *dir, const dsv4_rewrite_opts *o
     int threads = dsv4_convert_threads(o->threads);
     if ((size_t)threads > s->n_shards)
         threads = s->n_shards ? (int)s->n_shards : 1;
-    pthread_t tid[64];
-    int started = 0;
-    for (; started < threads && started < 64; started++)
-        if (pthread_create(&tid[started], NULL, worker, &P))
-            break;
-    if (started == 0)
-        worker(&P);
-    for (int k = 0; k < started; k++)
-        pthread_join(tid[k], NULL);
+    dsv4_run_workers(threads, worker, &P);
     pthread_mutex_destroy(&P.mu);
     if (P.failed) {
         *e = P.err;
