@@ -10,21 +10,8 @@ F="${BUILD:-build}/bin/dsv4-fixup"
 Q="${BUILD:-build}/bin/dsv4-quant"
 FX=fixtures/dsv4-tiny
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check NAME EXPECTED_RC PATTERN... -- CMD...
-  local name=$1 want=$2; shift 2
-  local pats=()
-  while [ "$1" != "--" ]; do pats+=("$1"); shift; done; shift
-  local out rc ok=1
-  out=$("$@" 2>&1); rc=$?
-  [ "$rc" -eq "$want" ] || { ok=0; echo "  $name: exit $rc, expected $want"; }
-  for p in "${pats[@]}"; do grep -qE -- "$p" <<<"$out" || { ok=0; echo "  $name: output lacks /$p/"; }; done
-  if [ $ok -eq 1 ]; then echo "PASS fixup_$name"; else echo "$out" | tail -15 | sed 's/^/    | /'; echo "FAIL fixup_$name"; fails=$((fails+1)); fi
-}
-pass_if() { # pass_if NAME COND...: PASS when the command succeeds
-  local name=$1; shift
-  if "$@"; then echo "PASS fixup_$name"; else echo "FAIL fixup_$name"; fails=$((fails+1)); fi
-}
+PREFIX=fixup_
+. tests/lib/cli.sh
 listing() { (cd "$1" && find . -printf '%P %s %T@ %m\n' | sort && cksum * | sort); } # link counts aside
 no_temps() { ! ls -d "$1".tmp-* >/dev/null 2>&1; }
 

@@ -6,20 +6,8 @@ cd "$(dirname "$0")/../.."
 B="${BUILD:-build}/bin/dsv4-inspect"
 FX=fixtures/dsv4-tiny
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check NAME EXPECTED_RC PATTERN... -- CMD...: runs CMD; rc must match and output hold each pattern
-  local name=$1 want=$2; shift 2
-  local pats=()
-  while [ "$1" != "--" ]; do pats+=("$1"); shift; done; shift
-  local out rc
-  out=$("$@" 2>&1); rc=$?
-  local ok=1
-  [ "$rc" -eq "$want" ] || { ok=0; echo "  $name: exit $rc, expected $want"; }
-  for p in "${pats[@]}"; do
-    grep -qE -- "$p" <<<"$out" || { ok=0; echo "  $name: output lacks /$p/"; }
-  done
-  if [ $ok -eq 1 ]; then echo "PASS inspect_$name"; else echo "$out" | head -20 | sed 's/^/    | /'; echo "FAIL inspect_$name"; fails=$((fails+1)); fi
-}
+PREFIX=inspect_
+. tests/lib/cli.sh
 
 check clean_fixture 0 '^layout +release \(names: release' '667 tensors, 9691374 bytes' 'total_size 9691374 \(matches\)' \
   'layers +layers.0 SWA\+hash \| layers.1 CSA\+hash \| layers.2 HCA \| layers.3 CSA \| mtp.0 SWA$' \

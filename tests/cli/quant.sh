@@ -7,20 +7,8 @@ cd "$(dirname "$0")/../.."
 Q="${BUILD:-build}/bin/dsv4-quant"
 FX=fixtures/dsv4-tiny
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-fails=0
-check() { # check NAME EXPECTED_RC PATTERN... -- CMD...
-  local name=$1 want=$2; shift 2
-  local pats=()
-  while [ "$1" != "--" ]; do pats+=("$1"); shift; done; shift
-  local out rc ok=1
-  out=$("$@" 2>&1); rc=$?
-  [ "$rc" -eq "$want" ] || { ok=0; echo "  $name: exit $rc, expected $want"; }
-  for p in "${pats[@]}"; do grep -qE -- "$p" <<<"$out" || { ok=0; echo "  $name: output lacks /$p/"; }; done
-  if [ $ok -eq 1 ]; then echo "PASS quant_$name"; else echo "$out" | tail -15 | sed 's/^/    | /'; echo "FAIL quant_$name"; fails=$((fails+1)); fi
-}
-absent() { # absent NAME PATH: nothing may be left at PATH (nor a temporary sibling)
-  if [ -e "$2" ] || ls -d "$2".tmp-* >/dev/null 2>&1; then echo "FAIL quant_$1 (left $2 behind)"; fails=$((fails+1)); else echo "PASS quant_$1"; fi
-}
+PREFIX=quant_
+. tests/lib/cli.sh
 
 check dry_run 0 'layers.0.ffn.experts.0.w1.weight_packed +I32 +\[128, 32\]' 'mtp.0.head.weight' '^plan: [0-9]+ tensors' \
   '^peak memory' -- "$Q" --recipe recipes/w4a16.yaml --dry-run "$FX" "$tmp/never"
