@@ -12,16 +12,26 @@
 #include "verify/vt_regen.h"
 #include "verify/vt_targets.h"
 
-/* Opens the view or records why the rule cannot run; 1 when the rule may go on. */
-static int open_view(dsv4_vctx *v, dsv4_vt_view *w)
+/* The shared view (vctx.h: built by the first targets rule), or NULL after recording why the rule
+ * cannot run. */
+static const dsv4_vt_view *open_view(dsv4_vctx *v)
 {
-    char why[600];
-    int rc = dsv4_vt_view_open(v, w, why, sizeof why);
-    if (rc > 0)
-        dsv4_vctx_skip(v, "%s", why);
-    else if (rc < 0)
+    if (!v->targets_view_built) {
+        v->targets_view_built = 1;
+        v->targets_view = calloc(1, sizeof *v->targets_view);
+        v->targets_view_rc = v->targets_view ? dsv4_vt_view_open(v, v->targets_view, v->targets_view_why,
+                                                                 sizeof v->targets_view_why)
+                                             : -1;
+        if (v->targets_view_rc) {
+            free(v->targets_view);
+            v->targets_view = NULL;
+        }
+    }
+    if (v->targets_view_rc > 0)
+        dsv4_vctx_skip(v, "%s", v->targets_view_why);
+    else if (v->targets_view_rc < 0)
         dsv4_vctx_fail(v, "out of memory while simulating the quantization_config");
-    return rc == 0;
+    return v->targets_view;
 }
 
 /* After a failure: add the regenerated targets, or say why there is no repair. */
@@ -73,17 +83,16 @@ static void check_hf_list(dsv4_vctx *v, const dsv4_vt_view *w, const dsv4_vt_pat
 static void run_release_names(dsv4_vctx *v, const dsv4_rule *self)
 {
     (void)self;
-    dsv4_vt_view w;
-    if (!open_view(v, &w))
+    const dsv4_vt_view *w = open_view(v);
+    if (!w)
         return;
-    for (size_t k = 0; k < w.n_groups; k++) {
+    for (size_t k = 0; k < w->n_groups; k++) {
         char where[160];
-        snprintf(where, sizeof where, "config_groups.%.100s.targets", w.g[k].key);
-        check_hf_list(v, &w, w.g[k].pat, w.g[k].n, where);
+        snprintf(where, sizeof where, "config_groups.%.100s.targets", w->g[k].key);
+        check_hf_list(v, w, w->g[k].pat, w->g[k].n, where);
     }
-    check_hf_list(v, &w, w.ignore, w.n_ignore, "ignore");
-    regen_fix(v, &w);
-    dsv4_vt_view_free(&w);
+    check_hf_list(v, w, w->ignore, w->n_ignore, "ignore");
+    regen_fix(v, w);
 }
 
 /* ---- targets-match-vllm ---- */
@@ -134,44 +143,42 @@ static int name_problem(const dsv4_vt_view *w, const dsv4_vt_name *x, char *out,
 static void run_match_vllm(dsv4_vctx *v, const dsv4_rule *self)
 {
     (void)self;
-    dsv4_vt_view w;
-    if (!open_view(v, &w))
+    const dsv4_vt_view *w = open_view(v);
+    if (!w)
         return;
-    char *done = calloc(w.n_lin ? w.n_lin : 1, 1);
+    char *done = calloc(w->n_lin ? w->n_lin : 1, 1);
     if (!done) {
         dsv4_vctx_fail(v, "out of memory");
-        dsv4_vt_view_free(&w);
         return;
     }
-    if (!w.n_groups)
+    if (!w->n_groups)
         dsv4_vctx_fail(v, "quantization_config has no config_groups although the quant_method is compressed-tensors");
-    for (size_t i = 0; i < w.n_lin; i++) {
-        const dsv4_vt_linear *l = &w.lin[i];
+    for (size_t i = 0; i < w->n_lin; i++) {
+        const dsv4_vt_linear *l = &w->lin[i];
         char s[64], gs[600] = "";
         if (!l->m || l->stored.kind == DSV4_VT_UNQUANT || l->stored.kind == DSV4_VT_UNKNOWN || l->fit)
             continue;
-        for (size_t k = 0; k < w.n_groups; k++) {
+        for (size_t k = 0; k < w->n_groups; k++) {
             char a[400];
-            snprintf(gs + strlen(gs), sizeof gs - strlen(gs), "%s%s: %s", k ? "; " : "", w.g[k].key,
-                     args_str(&w.g[k], a, sizeof a));
+            snprintf(gs + strlen(gs), sizeof gs - strlen(gs), "%s%s: %s", k ? "; " : "", w->g[k].key,
+                     args_str(&w->g[k], a, sizeof a));
         }
         dsv4_vctx_fail(v, "%s is stored %s, but no config group's weights describe that (%s)", l->module,
                        dsv4_vt_scheme_str(l->stored, s, sizeof s), gs[0] ? gs : "no groups");
         done[i] = 1;
     }
-    for (size_t i = 0; i < w.n_names; i++) {
-        const dsv4_vt_name *x = &w.names[i];
+    for (size_t i = 0; i < w->n_names; i++) {
+        const dsv4_vt_name *x = &w->names[i];
         char msg[1200];
         if (x->conflict || done[x->lin] || (x->quantized && !x->fit))
             continue;
-        if (name_problem(&w, x, msg, sizeof msg)) {
+        if (name_problem(w, x, msg, sizeof msg)) {
             dsv4_vctx_fail(v, "%s", msg);
             done[x->lin] = 1;
         }
     }
     free(done);
-    regen_fix(v, &w);
-    dsv4_vt_view_free(&w);
+    regen_fix(v, w);
 }
 
 /* ---- targets-mtp ---- */
@@ -179,37 +186,36 @@ static void run_match_vllm(dsv4_vctx *v, const dsv4_rule *self)
 static void run_mtp(dsv4_vctx *v, const dsv4_rule *self)
 {
     (void)self;
-    dsv4_vt_view w;
-    if (!open_view(v, &w))
+    const dsv4_vt_view *w = open_view(v);
+    if (!w)
         return;
     /* A compressed-tensors artifact's MTP block is BF16 by policy (vt_targets: a quantized one is the
      * mtp rules' defect), so no target may reach it. */
     size_t present = 0;
-    for (size_t i = 0; i < w.n_lin; i++)
-        present += w.lin[i].is_mtp && w.lin[i].m;
+    for (size_t i = 0; i < w->n_lin; i++)
+        present += w->lin[i].is_mtp && w->lin[i].m;
     if (!v->model->n_mtp || !present)
         dsv4_vctx_skip(v, "no MTP block (%s)", v->model->n_mtp ? "the artifact has no mtp.* linear layers"
                                                                 : "num_nextn_predict_layers is 0");
     else {
-        char *done = calloc(w.n_lin, 1);
-        for (size_t i = 0; done && i < w.n_names; i++) {
-            const dsv4_vt_name *x = &w.names[i];
+        char *done = calloc(w->n_lin, 1);
+        for (size_t i = 0; done && i < w->n_names; i++) {
+            const dsv4_vt_name *x = &w->names[i];
             uint64_t hits;
-            if (!w.lin[x->lin].is_mtp || done[x->lin] || !(hits = dsv4_vt_groups_hit(&w, x->name)))
+            if (!w->lin[x->lin].is_mtp || done[x->lin] || !(hits = dsv4_vt_groups_hit(w, x->name)))
                 continue;
-            const dsv4_vt_group *g = &w.g[dsv4_vt_first_bit(hits)];
+            const dsv4_vt_group *g = &w->g[dsv4_vt_first_bit(hits)];
             dsv4_vctx_fail(v, "%s target \"%s\" matches the MTP name %s (%s, stored BF16): the MTP block must "
                            "match no target (llm-compressor quantizes by targets whatever ignore says, "
                            "compressed-tensors #712; vLLM then expects quantized MTP weights)",
-                           g->key, g->pat[dsv4_vt_group_hit(g, x->name)].text, x->name, w.lin[x->lin].module);
+                           g->key, g->pat[dsv4_vt_group_hit(g, x->name)].text, x->name, w->lin[x->lin].module);
             done[x->lin] = 1;
         }
         if (!done)
             dsv4_vctx_fail(v, "out of memory");
         free(done);
-        regen_fix(v, &w);
+        regen_fix(v, w);
     }
-    dsv4_vt_view_free(&w);
 }
 
 /* ---- targets-unused ---- */
@@ -217,21 +223,20 @@ static void run_mtp(dsv4_vctx *v, const dsv4_rule *self)
 static void run_unused(dsv4_vctx *v, const dsv4_rule *self)
 {
     (void)self;
-    dsv4_vt_view w;
-    if (!open_view(v, &w))
+    const dsv4_vt_view *w = open_view(v);
+    if (!w)
         return;
-    for (size_t k = 0; k < w.n_groups; k++)
-        for (size_t j = 0; j < w.g[k].n; j++) {
-            const dsv4_vt_pat *p = &w.g[k].pat[j];
+    for (size_t k = 0; k < w->n_groups; k++)
+        for (size_t j = 0; j < w->g[k].n; j++) {
+            const dsv4_vt_pat *p = &w->g[k].pat[j];
             char hf[DSV4_NAME_MAX];
             size_t i = 0;
-            while (i < w.n_names && !dsv4_vt_pat_match(p, w.names[i].name))
+            while (i < w->n_names && !dsv4_vt_pat_match(p, w->names[i].name))
                 i++;
-            if (i == w.n_names && !hf_match(&w, p, hf, sizeof hf)) /* transformers-named: targets-release-names */
+            if (i == w->n_names && !hf_match(w, p, hf, sizeof hf)) /* transformers-named: targets-release-names */
                 dsv4_vctx_fail(v, "config_groups.%s.targets[%zu] \"%s\" matches none of the %zu names vLLM builds "
-                               "the model's linear layers with", w.g[k].key, j, p->text, w.n_names);
+                               "the model's linear layers with", w->g[k].key, j, p->text, w->n_names);
         }
-    dsv4_vt_view_free(&w);
 }
 
 /* ---- targets-ignore-overlap ---- */
@@ -239,38 +244,37 @@ static void run_unused(dsv4_vctx *v, const dsv4_rule *self)
 static void run_ignore_overlap(dsv4_vctx *v, const dsv4_rule *self)
 {
     (void)self;
-    dsv4_vt_view w;
-    if (!open_view(v, &w))
+    const dsv4_vt_view *w = open_view(v);
+    if (!w)
         return;
-    for (size_t i = 0; i < w.n_ignore; i++)
-        for (size_t k = 0; k < w.n_groups; k++)
-            for (size_t j = 0; j < w.g[k].n; j++)
-                if (!strcmp(w.ignore[i].text, w.g[k].pat[j].text))
+    for (size_t i = 0; i < w->n_ignore; i++)
+        for (size_t k = 0; k < w->n_groups; k++)
+            for (size_t j = 0; j < w->g[k].n; j++)
+                if (!strcmp(w->ignore[i].text, w->g[k].pat[j].text))
                     dsv4_vctx_fail(v, "ignore[%zu] \"%s\" is also config_groups.%s.targets[%zu]", i,
-                                   w.ignore[i].text, w.g[k].key, j);
-    char *done = calloc(w.n_lin ? w.n_lin : 1, 1);
-    for (size_t i = 0; done && i < w.n_names; i++) {
-        const dsv4_vt_name *x = &w.names[i];
+                                   w->ignore[i].text, w->g[k].key, j);
+    char *done = calloc(w->n_lin ? w->n_lin : 1, 1);
+    for (size_t i = 0; done && i < w->n_names; i++) {
+        const dsv4_vt_name *x = &w->names[i];
         long ign;
         uint64_t hits;
-        if (done[x->lin] || w.lin[x->lin].is_mtp || (ign = dsv4_vt_ignore_hit(&w, x->name)) < 0 ||
-            !(hits = dsv4_vt_groups_hit(&w, x->name)))
+        if (done[x->lin] || w->lin[x->lin].is_mtp || (ign = dsv4_vt_ignore_hit(w, x->name)) < 0 ||
+            !(hits = dsv4_vt_groups_hit(w, x->name)))
             continue; /* a target reaching the MTP block is targets-mtp's defect */
-        const dsv4_vt_group *g = &w.g[dsv4_vt_first_bit(hits)];
+        const dsv4_vt_group *g = &w->g[dsv4_vt_first_bit(hits)];
         const char *t = g->pat[dsv4_vt_group_hit(g, x->name)].text;
         /* A class target ("Linear") with an ignore list is llm-compressor's usual form: ignore carves the
          * exceptions out of the class, it is not a double assignment. */
         if (strncmp(t, "re:", 3) && !strchr(t, '.'))
             continue;
         dsv4_vctx_fail(v, "%s (%s) is matched by both %s target \"%s\" and ignore entry \"%s\"", x->name,
-                       w.lin[x->lin].module, g->key, t, w.ignore[ign].text);
+                       w->lin[x->lin].module, g->key, t, w->ignore[ign].text);
         done[x->lin] = 1;
     }
     if (!done)
         dsv4_vctx_fail(v, "out of memory");
     free(done);
-    regen_fix(v, &w);
-    dsv4_vt_view_free(&w);
+    regen_fix(v, w);
 }
 
 /* ---- targets-fused-halves ---- */
@@ -320,18 +324,17 @@ static void check_pair(dsv4_vctx *v, const dsv4_vt_view *w, const dsv4_vt_linear
 static void run_fused_halves(dsv4_vctx *v, const dsv4_rule *self)
 {
     (void)self;
-    dsv4_vt_view w;
-    if (!open_view(v, &w))
+    const dsv4_vt_view *w = open_view(v);
+    if (!w)
         return;
-    for (size_t i = 0; i < w.n_lin; i++) {
+    for (size_t i = 0; i < w->n_lin; i++) {
         char other[DSV4_NAME_MAX], fused[DSV4_NAME_MAX + 64];
         int expert;
         const dsv4_amod *b;
-        if (w.lin[i].m && dsv4_vt_fused_partner(w.lin[i].module, other, sizeof other, fused, sizeof fused, &expert) &&
+        if (w->lin[i].m && dsv4_vt_fused_partner(w->lin[i].module, other, sizeof other, fused, sizeof fused, &expert) &&
             (b = dsv4_side_module(&v->art, other)) && b->is_module)
-            check_pair(v, &w, &w.lin[i], b, fused, expert);
+            check_pair(v, w, &w->lin[i], b, fused, expert);
     }
-    dsv4_vt_view_free(&w);
 }
 
 static const dsv4_rule RELEASE_NAMES = {

@@ -10,6 +10,7 @@
 
 #include "model/names.h"
 #include "util/json_in.h"
+#include "verify/vt_targets.h"
 
 static int starts(const char *s, const char *p)
 {
@@ -287,6 +288,10 @@ void dsv4_vctx_close(dsv4_vctx *v)
             free(v->results[i].evidence[k]);
     free(v->results);
     dsv4_fix_list_free(&v->fixes);
+    if (v->targets_view) {
+        dsv4_vt_view_free(v->targets_view);
+        free(v->targets_view);
+    }
     memset(v, 0, sizeof *v);
 }
 

@@ -79,6 +79,11 @@ typedef struct dsv4_vctx {
     size_t n_results;
     dsv4_rule_result *results; /* in rule order, after dsv4_vctx_run */
     dsv4_rule_result *cur;     /* the rule running now */
+    /* The quantization_config simulated against vLLM's names (verify/vt_targets.h): built once by the
+     * first targets rule, shared by the others, freed at close. */
+    struct dsv4_vt_view *targets_view;
+    int targets_view_built, targets_view_rc; /* dsv4_vt_view_open's result */
+    char targets_view_why[600];
 } dsv4_vctx;
 
 /* Opens the artifact (and the source when not NULL). Fails (code 2) only when a path cannot be
