@@ -3,102 +3,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "harness.h"
-#include "io/st_plan.h"
-#include "io/st_write.h"
+#include "test_rulesa_util.h"
 #include "verify/vctx.h"
 
-static const char *bin(void)
+/* Renames one tensor of an editable artifact copy (when it is there). */
+static void rename_one(ra_art *a, const char *from, const char *to)
 {
-    const char *b = getenv("BUILD");
-    return b ? b : "build";
-}
-
-/* A clean artifact of `recipe` made by dsv4-quant from the fixture (once per recipe per run). */
-static const char *clean(const char *recipe)
-{
-    static char paths[8][600];
-    static const char *made[8];
-    for (int i = 0; i < 8; i++)
-        if (made[i] && !strcmp(made[i], recipe))
-            return paths[i];
-    for (int i = 0; i < 8; i++)
-        if (!made[i]) {
-            snprintf(paths[i], sizeof paths[i], "%s/clean-%s", th_tmpdir(), recipe);
-            char cmd[2048];
-            snprintf(cmd, sizeof cmd, "%s/bin/dsv4-quant --quiet --recipe %s/%s.yaml %s %s >/dev/null", bin(),
-                     th_path("recipes"), recipe, th_path("fixtures/dsv4-tiny"), paths[i]);
-            if (system(cmd) != 0)
-                return NULL;
-            made[i] = recipe;
-            return paths[i];
-        }
-    return NULL;
-}
-
-typedef int (*edit_fn)(const char *name, char *out, size_t cap); /* 0 drop, 1 keep (out = new name) */
-
-/* Rewrites `src` (one shard) into `dst` with names edited, config.json copied. */
-static int rewrite(const char *src, const char *dst, edit_fn edit)
-{
-    dsv4_ckpt c;
-    dsv4_err e;
-    if (dsv4_ckpt_open(src, 0, &c, &e))
-        return -1;
-    dsv4_st_plan p;
-    dsv4_st_plan_init(&p, 0, DSV4_ST_ALWAYS_INDEX);
-    const void **data = calloc(c.n, sizeof *data);
-    size_t k = 0;
-    int rc = 0;
-    for (size_t i = 0; i < c.n && !rc; i++) {
-        char nn[512];
-        snprintf(nn, sizeof nn, "%s", c.by_name[i]->name);
-        if (!edit(c.by_name[i]->name, nn, sizeof nn))
-            continue;
-        rc = dsv4_st_plan_add(&p, nn, c.by_name[i]->dtype, c.by_name[i]->ndim, c.by_name[i]->shape, &e);
-        data[k++] = c.by_name[i]->data;
-    }
-    if (!rc)
-        rc = dsv4_st_plan_finish(&p, &e);
-    /* the plan keeps declaration order: data[] is indexed by declaration */
-    if (!rc)
-        rc = dsv4_st_write_all(&p, dst, data, &e);
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "cp %s/config.json %s/", src, dst);
-    if (!rc && system(cmd) != 0)
-        rc = -1;
-    if (rc)
-        fprintf(stderr, "rewrite: %s\n", e.msg);
-    free(data);
-    dsv4_st_plan_free(&p);
-    dsv4_ckpt_close(&c);
-    return rc;
-}
-
-/* Runs the rules; returns the context (caller closes). */
-static int verify(dsv4_vctx *v, const char *art, const char *src)
-{
-    dsv4_err e;
-    if (dsv4_vctx_open(v, art, src, &e) || dsv4_vctx_run(v, NULL, &e)) {
-        fprintf(stderr, "verify: %s\n", e.msg);
-        return -1;
-    }
-    return 0;
-}
-
-static const dsv4_rule_result *result(const dsv4_vctx *v, const char *id)
-{
-    for (size_t i = 0; i < v->n_results; i++)
-        if (!strcmp(v->results[i].rule->id, id))
-            return &v->results[i];
-    return NULL;
+    ra_tensor *t = ra_find(a, from);
+    if (t)
+        snprintf(t->name, sizeof t->name, "%s", to);
 }
 
 static int failed(const dsv4_vctx *v, const char *id)
 {
-    const dsv4_rule_result *r = result(v, id);
+    const dsv4_rule_result *r = ra_result(v, id);
     return r && r->status == DSV4_RS_FAIL;
 }
 
@@ -160,15 +80,17 @@ TEST(verify_core_clean_artifacts_pass)
     /* The fixture: (4 layers + 1 MTP) x 16 experts x 3 = 240 FP4 routed expert linears; the artifacts
      * quantize the 192 of the main layers and keep the MTP BF16. */
     dsv4_vctx v;
-    REQUIRE(verify(&v, th_path("fixtures/dsv4-tiny"), NULL) == 0);
+    REQUIRE(ra_verify(&v, th_path("fixtures/dsv4-tiny"), NULL, NULL) == 0);
     CHECK_EQ_INT(count_form(&v, DSV4_QF_RELEASE_FP4), 240);
     CHECK_EQ_INT(count_form(&v, DSV4_QF_BROKEN), 0);
     CHECK_MSG(!core_failures(&v)[0], "release fixture fails %s", core_failures(&v));
     dsv4_vctx_close(&v);
     for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++) {
-        const char *a = clean(recipes[i]);
+        char recipe[64];
+        snprintf(recipe, sizeof recipe, "recipes/%s.yaml", recipes[i]);
+        const char *a = ra_clean(recipe);
         REQUIRE(a);
-        REQUIRE(verify(&v, a, th_path("fixtures/dsv4-tiny")) == 0);
+        REQUIRE(ra_verify(&v, a, ra_source(), NULL) == 0);
         CHECK_MSG(!core_failures(&v)[0], "%s fails %s", recipes[i], core_failures(&v));
         CHECK_EQ_INT(count_form(&v, DSV4_QF_BROKEN), 0);
         if (!strcmp(recipes[i], "w4a16") || !strcmp(recipes[i], "w4a8"))
@@ -180,30 +102,21 @@ TEST(verify_core_clean_artifacts_pass)
     }
 }
 
-static int to_hf(const char *name, char *out, size_t cap)
+static void to_hf(ra_art *a)
 {
-    if (!strcmp(name, "layers.1.attn.wq_a.weight"))
-        snprintf(out, cap, "model.layers.1.self_attn.q_a_proj.weight");
-    else if (!strcmp(name, "layers.1.attn.wq_a.weight_scale"))
-        snprintf(out, cap, "model.layers.1.self_attn.q_a_proj.weight_scale");
-    else if (!strcmp(name, "layers.2.hc_attn_fn"))
-        snprintf(out, cap, "model.layers.2.attn_hc.fn");
-    else if (!strcmp(name, "layers.3.ffn.gate.bias"))
-        snprintf(out, cap, "layers.3.ffn.gate.e_score_correction_bias");
-    else if (!strcmp(name, "norm.weight"))
-        snprintf(out, cap, "model.norm.weight");
-    return 1;
+    rename_one(a, "layers.1.attn.wq_a.weight", "model.layers.1.self_attn.q_a_proj.weight");
+    rename_one(a, "layers.1.attn.wq_a.weight_scale", "model.layers.1.self_attn.q_a_proj.weight_scale");
+    rename_one(a, "layers.2.hc_attn_fn", "model.layers.2.attn_hc.fn");
+    rename_one(a, "layers.3.ffn.gate.bias", "layers.3.ffn.gate.e_score_correction_bias");
+    rename_one(a, "norm.weight", "model.norm.weight");
 }
 
 TEST(verify_names_rules_detect_and_plan_renames)
 {
-    const char *a = clean("w4a16");
-    REQUIRE(a);
-    char out[600];
-    snprintf(out, sizeof out, "%s/names", th_tmpdir());
-    REQUIRE(rewrite(a, out, to_hf) == 0);
+    const char *out = ra_edited("recipes/w4a16.yaml", to_hf);
+    REQUIRE(out);
     dsv4_vctx v;
-    REQUIRE(verify(&v, out, NULL) == 0);
+    REQUIRE(ra_verify(&v, out, NULL, NULL) == 0);
     CHECK_STR_CONTAINS(core_failures(&v), "names-transformers");
     CHECK_STR_CONTAINS(core_failures(&v), "names-gate-bias");
     /* model.norm.weight is transformers' name for the final norm, not a prefixed release name */
@@ -219,50 +132,40 @@ TEST(verify_names_rules_detect_and_plan_renames)
     dsv4_vctx_close(&v);
 }
 
-static int prefix_one(const char *name, char *out, size_t cap)
+static void prefix_one(ra_art *a)
 {
-    if (!strcmp(name, "layers.0.attn.wkv.weight"))
-        snprintf(out, cap, "model.layers.0.attn.wkv.weight");
-    return 1;
+    rename_one(a, "layers.0.attn.wkv.weight", "model.layers.0.attn.wkv.weight");
 }
 
-static int drop_expert(const char *name, char *out, size_t cap)
+static void drop_expert(ra_art *a)
 {
-    return strncmp(name, "layers.2.ffn.experts.7.", 23) != 0;
+    ra_drop_prefix(a, "layers.2.ffn.experts.7.");
 }
 
-static int add_unknown(const char *name, char *out, size_t cap)
+static void add_unknown(ra_art *a)
 {
-    if (!strcmp(name, "layers.0.attn.attn_sink"))
-        snprintf(out, cap, "layers.0.attn.attn_sinks");
-    return 1;
+    rename_one(a, "layers.0.attn.attn_sink", "layers.0.attn.attn_sinks");
 }
 
 TEST(verify_prefix_missing_unknown)
 {
-    const char *a = clean("w4a16");
-    REQUIRE(a);
-    char out[600];
+    const char *out = ra_edited("recipes/w4a16.yaml", prefix_one);
     dsv4_vctx v;
-    snprintf(out, sizeof out, "%s/prefix", th_tmpdir());
-    REQUIRE(rewrite(a, out, prefix_one) == 0);
-    REQUIRE(verify(&v, out, NULL) == 0);
+    REQUIRE(out && ra_verify(&v, out, NULL, NULL) == 0);
     CHECK_MSG(!strcmp(core_failures(&v), "names-model-prefix"), "got %s", core_failures(&v));
     dsv4_vctx_close(&v);
 
-    snprintf(out, sizeof out, "%s/dropped", th_tmpdir());
-    REQUIRE(rewrite(a, out, drop_expert) == 0);
-    REQUIRE(verify(&v, out, NULL) == 0);
+    out = ra_edited("recipes/w4a16.yaml", drop_expert);
+    REQUIRE(out && ra_verify(&v, out, NULL, NULL) == 0);
     CHECK_MSG(!strcmp(core_failures(&v), "inventory-tensors,role-counts"), "got %s", core_failures(&v));
-    const dsv4_rule_result *r = result(&v, "inventory-tensors");
+    const dsv4_rule_result *r = ra_result(&v, "inventory-tensors");
     REQUIRE(r && r->n_kept > 0);
     CHECK_STR_CONTAINS(r->evidence[0], "layers.2.ffn.experts.7.w1: missing");
     CHECK_EQ_INT(r->n_found, 3);
     dsv4_vctx_close(&v);
 
-    snprintf(out, sizeof out, "%s/unknown", th_tmpdir());
-    REQUIRE(rewrite(a, out, add_unknown) == 0);
-    REQUIRE(verify(&v, out, NULL) == 0);
+    out = ra_edited("recipes/w4a16.yaml", add_unknown);
+    REQUIRE(out && ra_verify(&v, out, NULL, NULL) == 0);
     CHECK_MSG(!strcmp(core_failures(&v), "names-unknown,inventory-tensors,role-counts"), "got %s",
               core_failures(&v));
     dsv4_vctx_close(&v);
@@ -270,7 +173,7 @@ TEST(verify_prefix_missing_unknown)
 
 TEST(verify_index_and_shard_rules)
 {
-    const char *a = clean("fp8");
+    const char *a = ra_clean("recipes/fp8.yaml");
     REQUIRE(a);
     char out[600], cmd[2048];
     dsv4_vctx v;
@@ -278,7 +181,7 @@ TEST(verify_index_and_shard_rules)
     snprintf(cmd, sizeof cmd, "cp -r %s %s && sed -i 's/\"total_size\": [0-9]*/\"total_size\": 12/' "
                               "%s/model.safetensors.index.json", a, out, out);
     REQUIRE(system(cmd) == 0);
-    REQUIRE(verify(&v, out, NULL) == 0);
+    REQUIRE(ra_verify(&v, out, NULL, NULL) == 0);
     CHECK_MSG(!strcmp(core_failures(&v), "index-total-size"), "got %s", core_failures(&v));
     CHECK(v.fixes.n == 1 && v.fixes.v[0].kind == DSV4_FIX_INDEX);
     dsv4_vctx_close(&v);
@@ -286,7 +189,7 @@ TEST(verify_index_and_shard_rules)
     snprintf(out, sizeof out, "%s/trunc", th_tmpdir());
     snprintf(cmd, sizeof cmd, "cp -r %s %s && truncate -s 100000 %s/model-00001-of-00001.safetensors", a, out, out);
     REQUIRE(system(cmd) == 0);
-    REQUIRE(verify(&v, out, NULL) == 0);
+    REQUIRE(ra_verify(&v, out, NULL, NULL) == 0);
     CHECK(failed(&v, "shards-readable"));
     CHECK(!failed(&v, "index-entries"));
     CHECK_EQ_INT(v.fixes.n, 0);
