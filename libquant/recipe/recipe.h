@@ -22,6 +22,11 @@ typedef enum dsv4_scheme {
 
 #define DSV4_RECIPE_MAX_GROUPS 64
 
+/* Keys of the recipe's `gates:` mapping, in this order (eval/gates.h maps them by name):
+ * max_ppl_increase (%), max_kl (nats), min_top1 (%), min_accept (%), max_accept_drop (points). */
+#define DSV4_RECIPE_GATES 5
+extern const char *const dsv4_recipe_gate_keys[DSV4_RECIPE_GATES + 1]; /* NULL-terminated */
+
 typedef enum dsv4_method { DSV4_METHOD_RTN, DSV4_METHOD_GPTQ } dsv4_method;
 typedef enum dsv4_mtp_policy { DSV4_MTP_BF16, DSV4_MTP_KEEP, DSV4_MTP_QUANTIZE } dsv4_mtp_policy;
 
@@ -57,6 +62,10 @@ typedef struct dsv4_recipe {
     /* calibration (GPTQ) */
     char calib_data[512];
     int calib_samples, calib_seq_len;
+    /* quality gates of the verification that follows a conversion (`gates:`, recipes/README.md);
+       gate i is set when gate_set[i]; a NAN value turns it off */
+    int gate_set[DSV4_RECIPE_GATES];
+    double gate_val[DSV4_RECIPE_GATES];
     struct dsv4_recipe_rx *rx; /* compiled targets and ignore patterns (internal) */
 } dsv4_recipe;
 

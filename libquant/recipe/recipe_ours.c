@@ -1,17 +1,21 @@
 /* Our recipe schema (recipes/README.md): top-level `groups`, `ignore`, `mtp`, `experts_fp8_lossless`,
- * `max_shard_bytes`, `calibration`, plus `version` (1) and a free `description`. Every key is
+ * `max_shard_bytes`, `calibration`, `gates`, plus `version` (1) and a free `description`. Every key is
  * checked; anything unknown or mistyped is an error at its line and column. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "recipe/recipe_internal.h"
 
 static const char *const TOP_KEYS[] = {"version", "description", "groups", "ignore", "mtp", "experts_fp8_lossless",
-                                       "max_shard_bytes", "calibration", NULL};
+                                       "max_shard_bytes", "calibration", "gates", NULL};
 static const char *const GROUP_KEYS[] = {"name", "scheme", "targets", "method", "group_size", "symmetric",
                                          "dampening_frac", "actorder", "observer", NULL};
 static const char *const MTP_KEYS[] = {"policy", "aliases", NULL};
 static const char *const CALIB_KEYS[] = {"data", "samples", "seq_len", NULL};
+
+const char *const dsv4_recipe_gate_keys[DSV4_RECIPE_GATES + 1] = {"max_ppl_increase", "max_kl", "min_top1",
+                                                                   "min_accept", "max_accept_drop", NULL};
 
 static int read_group(ry *y, const yaml_node_t *n, size_t idx, dsv4_recipe *r)
 {
@@ -123,6 +127,28 @@ static int read_calibration(ry *y, const yaml_node_t *n, dsv4_recipe *r)
     return 0;
 }
 
+/* `gates:` — each key a number (percent, nats or points) or null (that gate off). */
+static int read_gates(ry *y, const yaml_node_t *n, dsv4_recipe *r)
+{
+    const char *const *keys = dsv4_recipe_gate_keys;
+    static const double hi[DSV4_RECIPE_GATES] = {1e6, 1e6, 100, 100, 100};
+    if (ry_map(y, n, "gates", keys))
+        return -1;
+    for (int i = 0; i < DSV4_RECIPE_GATES; i++) {
+        yaml_node_t *v = ry_get(y, n, keys[i]);
+        if (!v)
+            continue;
+        char what[64];
+        snprintf(what, sizeof what, "gates.%s", keys[i]);
+        r->gate_set[i] = 1;
+        if (ry_type_of(v) == RY_NULL)
+            r->gate_val[i] = NAN;
+        else if (ry_num(y, v, what, 0, hi[i], &r->gate_val[i]))
+            return -1;
+    }
+    return 0;
+}
+
 int rc_read_ours(ry *y, const yaml_node_t *root, dsv4_recipe *r)
 {
     yaml_node_t *v;
@@ -158,6 +184,8 @@ int rc_read_ours(ry *y, const yaml_node_t *root, dsv4_recipe *r)
     if ((v = ry_get(y, root, "max_shard_bytes")) && ry_bytes(y, v, "max_shard_bytes", 1, &r->max_shard_bytes))
         return -1;
     if ((v = ry_get(y, root, "calibration")) && read_calibration(y, v, r))
+        return -1;
+    if ((v = ry_get(y, root, "gates")) && ry_type_of(v) != RY_NULL && read_gates(y, v, r))
         return -1;
     return 0;
 }
