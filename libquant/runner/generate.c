@@ -56,7 +56,7 @@ int dsv4_generate_spec(dsv4_seq *s, const int32_t *prompt, int64_t P, int64_t n,
     memset(st, 0, sizeof *st);
     if (s->max_chunk < 2) return dsv4_fail(e, "speculative decoding needs a sequence with max_chunk >= 2");
     if (n < 1) return 0;
-    float *L = malloc((size_t)(2 * V) * sizeof(float)), *H = malloc((size_t)((P + 2) * sd) * sizeof(float));
+    float *L = malloc((size_t)(s->max_chunk * V) * sizeof(float)), *H = malloc((size_t)((P + 2) * sd) * sizeof(float));
     int32_t *nx = malloc((size_t)(P + 2) * sizeof(int32_t));
     int rc = -1;
     if (!L || !H || !nx) { dsv4_fail_rt(e, "out of memory"); goto out; }

@@ -11,6 +11,7 @@
 #ifndef DSV4_RUNNER_WEIGHTS_H
 #define DSV4_RUNNER_WEIGHTS_H
 
+#include "io/safetensors.h"
 #include "model/config.h"
 #include "ops.h"
 #include "util/err.h"
@@ -25,12 +26,35 @@ const char *dsv4_wsrc_path(const dsv4_wsrc *s);
 
 /* Host view of one linear module by canonical release stem ("layers.3.attn.wq_a",
  * "layers.1.ffn.experts.7.w2", "mtp.0.e_proj"), whatever its storage: w/s point into the mapped
- * file, or into buffers owned by the source when a conversion was needed (e.g. e8m0 or BF16
- * scales into float). Fails naming the file, the tensor and the expected shape/dtype. */
+ * file, or into buffers owned by the source when a conversion was needed (e8m0 or BF16 scales
+ * into float, F16 into F32, a misaligned tensor copied); dsv4_wsrc_lin_done releases those (they
+ * are released at close otherwise). Fails naming the file, the tensor and the expected shape/dtype.
+ * Storage forms (verify/astore.h) and what they become:
+ *   BF16 / F32 weight -> DSV4_LW_BF16 / DSV4_LW_F32; F16 -> DSV4_LW_F32 (exact)
+ *   release FP8 (.scale e8m0), .weight_scale_inv (F32/BF16/F16/E8M0), compressed-tensors FP8
+ *     .weight_scale (BF16/F32) per 128x128 block -> DSV4_LW_FP8_BLOCK with float scales (exact);
+ *     per-row or per-tensor FP8 scales -> DSV4_LW_F32 (e4m3·s, exact)
+ *   release FP4 (I8 + e8m0 per 32) -> DSV4_LW_MXFP4
+ *   compressed-tensors INT4 pack-quantized (BF16 scale) -> DSV4_LW_INT4 (group = in / scale
+ *     columns); with an act-order weight_g_idx that is not the plain grouping -> DSV4_LW_BF16
+ *     holding bf16((u-8)·s[g_idx]) (exact); weight_zero_point (asymmetric) is refused
+ *   compressed-tensors NVFP4 -> DSV4_LW_NVFP4, gscale = weight_global_scale;
+ *   ModelOpt NVFP4 -> DSV4_LW_NVFP4, gscale = 1 / weight_scale_2 (f32(s·scale_2) and
+ *     f32(s / (1/scale_2)) can differ in the last bit unless weight_scale_2 is a power of two)
+ *   transformers' fused BF16/F32 experts (mlp.experts.gate_up_proj / down_proj) -> a row slice */
 int dsv4_wsrc_lin(dsv4_wsrc *s, const char *stem, int64_t out, int64_t in, dsv4_lin *host, dsv4_err *e);
+/* The same module as DSV4_LW_F32 (dequantized, exact), for the projections the model runs in fp32. */
+int dsv4_wsrc_lin_f32(dsv4_wsrc *s, const char *stem, int64_t out, int64_t in, dsv4_lin *host, dsv4_err *e);
+/* Releases the buffers a view was converted into (no-op for views into the file); zeroes *host. */
+void dsv4_wsrc_lin_done(dsv4_wsrc *s, dsv4_lin *host);
 /* A small float tensor by canonical name, converted to float (BF16/F16/F32 accepted); n elements
  * expected. `dst` is host memory. */
 int dsv4_wsrc_f32(dsv4_wsrc *s, const char *name, int64_t n, float *dst, dsv4_err *e);
+/* The same with the exact shape checked (ndim dims). */
+int dsv4_wsrc_f32_dims(dsv4_wsrc *s, const char *name, int ndim, const int64_t *dims, float *dst, dsv4_err *e);
+/* A tensor by canonical name (NULL when absent) and the path of the file that holds it. */
+const dsv4_tensor *dsv4_wsrc_tensor(const dsv4_wsrc *s, const char *name);
+const char *dsv4_wsrc_file_of(const dsv4_wsrc *s, const dsv4_tensor *t);
 
 /* ------------------------------------------------------------------------------------------ */
 
@@ -51,6 +75,7 @@ typedef struct dsv4_ffn_w {
     int32_t *tid2eid;                            /* host [vocab, K] or NULL */
     dsv4_lin sh_w1, sh_w3, sh_w2;
     dsv4_lin *w1, *w3, *w2;                      /* [E] each */
+    int64_t n_experts;                           /* E: entries of w1 / w3 / w2 */
 } dsv4_ffn_w;
 
 typedef struct dsv4_layer_w {
@@ -76,9 +101,16 @@ typedef struct dsv4_global_w {
     size_t bytes;
 } dsv4_global_w;
 
-/* Loads layer `id` (main layer or n_layers + i for MTP block i) into the backend. */
+/* Loads layer `id` (main layer or n_layers + i for MTP block i) into the backend: every tensor of
+ * spec/dsv4_architecture.md §2.3-2.4 with its shape checked against the config. Linears go through
+ * o->lin_load (the gate and the compressor / indexer-compressor wkv, wgate as F32), float vectors
+ * through o->alloc + o->upload; tid2eid (I64 or I32) becomes host int32 with every id checked in
+ * [0, n_routed_experts). On failure nothing stays loaded and *w is zeroed. */
 int dsv4_layer_w_load(dsv4_wsrc *s, int id, dsv4_ops *o, dsv4_layer_w *w, dsv4_err *e);
+/* Releases everything (NULL-safe; idempotent on a zeroed struct). */
 void dsv4_layer_w_free(dsv4_ops *o, dsv4_layer_w *w);
+/* embed (F32 or BF16 as stored; another storage is dequantized to F32, the embed op reads rows),
+ * head (as stored), norm and hc_head_*. */
 int dsv4_global_w_load(dsv4_wsrc *s, dsv4_ops *o, dsv4_global_w *w, dsv4_err *e);
 void dsv4_global_w_free(dsv4_ops *o, dsv4_global_w *w);
 

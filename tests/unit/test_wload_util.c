@@ -1,0 +1,236 @@
+/* Helpers of the weight-loading tests (test_wload_util.h). */
+#include "test_wload_util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "formats/dequant.h"
+#include "formats/fp.h"
+#include "harness.h"
+#include "quant/pack.h"
+
+static long live;
+
+long wl_live(void) { return live; }
+
+static void *h_alloc(dsv4_ops *o, size_t n, dsv4_err *e)
+{
+    void *p = calloc(1, n ? n : 1);
+    if (!p)
+        dsv4_fail_rt(e, "out of memory");
+    else
+        live++;
+    return p;
+}
+
+static void h_free(dsv4_ops *o, void *p)
+{
+    if (p)
+        live--;
+    free(p);
+}
+
+static int h_copy(dsv4_ops *o, void *dst, const void *src, size_t n, dsv4_err *e)
+{
+    memcpy(dst, src, n);
+    return 0;
+}
+
+static int h_lin_load(dsv4_ops *o, const dsv4_lin *h, dsv4_lin *d, dsv4_err *e)
+{
+    size_t n = (size_t)(h->out * h->in);
+    float *f = malloc(n * sizeof *f);
+    if (!f)
+        return dsv4_fail_rt(e, "out of memory");
+    for (size_t i = 0; i < n; i++) /* poison: every value must be written */
+        f[i] = -12345.0f;
+    if (dsv4_lin_dequant_f32(h, f, e)) {
+        free(f);
+        return -1;
+    }
+    *d = (dsv4_lin){.out = h->out, .in = h->in, .fmt = DSV4_LW_F32, .w = f, .w_bytes = n * sizeof *f, .owned = 1};
+    live++;
+    return 0;
+}
+
+static void h_lin_free(dsv4_ops *o, dsv4_lin *d)
+{
+    if (d->w)
+        live--;
+    free(d->w);
+    memset(d, 0, sizeof *d);
+}
+
+dsv4_ops *wl_ops(void)
+{
+    static dsv4_ops o = {.name = "test-host", .on_host = 1, .alloc = h_alloc, .free = h_free, .upload = h_copy,
+                         .download = h_copy, .copy = h_copy, .lin_load = h_lin_load, .lin_free = h_lin_free};
+    return &o;
+}
+
+static const dsv4_tensor *part(const dsv4_ckpt *ck, const char *stem, const char *suffix)
+{
+    char n[256];
+    snprintf(n, sizeof n, "%s%s", stem, suffix);
+    return dsv4_ckpt_find(ck, n);
+}
+
+float *wl_expected(const dsv4_ckpt *ck, const char *stem, int64_t rows, int64_t cols, int *n_parts)
+{
+    const dsv4_tensor *w = part(ck, stem, ".weight"), *sc = part(ck, stem, ".scale"),
+                      *ws = part(ck, stem, ".weight_scale"), *pk = part(ck, stem, ".weight_packed"),
+                      *gs = part(ck, stem, ".weight_global_scale"), *shp = part(ck, stem, ".weight_shape");
+    size_t n = (size_t)(rows * cols);
+    float *f = malloc(n * sizeof *f);
+    uint16_t *b = NULL;
+    dsv4_err e = {{0}, 0};
+    int rc = -1;
+    *n_parts = 0;
+    if (!f)
+        return NULL;
+    if (w && (w->dtype == DSV4_BF16 || w->dtype == DSV4_F32) && !sc && !ws) {
+        rc = dsv4_decode_row(w->dtype, w->data, f, n);
+        *n_parts = 1;
+    } else if (w && sc && (w->dtype == DSV4_I8 || w->dtype == DSV4_F8_E4M3)) {
+        dsv4_qweight q = {w->name, w->data, sc->data, w->shape[0], w->shape[1], sc->shape[0], sc->shape[1]};
+        rc = w->dtype == DSV4_I8 ? dsv4_fp4_dequant_f32(&q, f, &e) : dsv4_fp8_block_dequant_f32(&q, f, &e);
+        *n_parts = 2;
+    } else if (w && ws && w->dtype == DSV4_F8_E4M3 && ws->dtype == DSV4_BF16) {
+        rc = dsv4_fp8_block_dequant_ct(w->data, (const uint16_t *)ws->data, rows, cols, f, &e);
+        *n_parts = 2;
+    } else if (pk && ws && pk->dtype == DSV4_I32 && shp) {
+        b = malloc(n * sizeof *b);
+        rc = !b || dsv4_int4_dequant((const int32_t *)pk->data, (const uint16_t *)ws->data, rows, cols,
+                                     (int)(cols / ws->shape[1]), b, &e);
+        for (size_t i = 0; rc == 0 && i < n; i++)
+            f[i] = dsv4_bf16_to_f32(b[i]);
+        *n_parts = 3;
+    } else if (pk && ws && gs && pk->dtype == DSV4_U8) {
+        float g;
+        memcpy(&g, gs->data, 4);
+        rc = dsv4_nvfp4_dequant(pk->data, ws->data, g, rows, cols, f, &e);
+        *n_parts = 3 + (part(ck, stem, ".input_global_scale") != NULL);
+    }
+    free(b);
+    if (rc) {
+        th_fail(__FILE__, __LINE__, "%s: no reference dequantization (%s)", stem, e.msg);
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+#define ADD_LIN(name, l)                                                                                 \
+    do {                                                                                                 \
+        if ((l)->w && k < cap) {                                                                         \
+            snprintf(out[k].stem, sizeof out[k].stem, "%s%s", pre, name);                                \
+            out[k++].lin = (l);                                                                          \
+        }                                                                                                \
+    } while (0)
+
+static void prefix(const dsv4_config *c, const dsv4_layer_w *w, char *pre, size_t cap)
+{
+    if (w->is_mtp)
+        snprintf(pre, cap, "mtp.%d.", w->id - c->n_layers);
+    else
+        snprintf(pre, cap, "layers.%d.", w->id);
+}
+
+size_t wl_layer_lins(const dsv4_config *c, const dsv4_layer_w *w, wl_lin *out, size_t cap)
+{
+    char pre[32];
+    size_t k = 0;
+    prefix(c, w, pre, sizeof pre);
+    const dsv4_attn_w *a = &w->attn;
+    ADD_LIN("attn.wq_a", &a->wq_a);
+    ADD_LIN("attn.wq_b", &a->wq_b);
+    ADD_LIN("attn.wkv", &a->wkv);
+    ADD_LIN("attn.wo_a", &a->wo_a);
+    ADD_LIN("attn.wo_b", &a->wo_b);
+    ADD_LIN("attn.compressor.wkv", &a->c_wkv);
+    ADD_LIN("attn.compressor.wgate", &a->c_wgate);
+    ADD_LIN("attn.indexer.wq_b", &a->i_wq_b);
+    ADD_LIN("attn.indexer.weights_proj", &a->i_wproj);
+    ADD_LIN("attn.indexer.compressor.wkv", &a->i_wkv);
+    ADD_LIN("attn.indexer.compressor.wgate", &a->i_wgate);
+    ADD_LIN("ffn.gate", &w->ffn.gate);
+    ADD_LIN("ffn.shared_experts.w1", &w->ffn.sh_w1);
+    ADD_LIN("ffn.shared_experts.w3", &w->ffn.sh_w3);
+    ADD_LIN("ffn.shared_experts.w2", &w->ffn.sh_w2);
+    ADD_LIN("e_proj", &w->e_proj);
+    ADD_LIN("h_proj", &w->h_proj);
+    for (int64_t x = 0; x < w->ffn.n_experts; x++) {
+        char n[64];
+        snprintf(n, sizeof n, "ffn.experts.%lld.w1", (long long)x);
+        ADD_LIN(n, &w->ffn.w1[x]);
+        snprintf(n, sizeof n, "ffn.experts.%lld.w2", (long long)x);
+        ADD_LIN(n, &w->ffn.w2[x]);
+        snprintf(n, sizeof n, "ffn.experts.%lld.w3", (long long)x);
+        ADD_LIN(n, &w->ffn.w3[x]);
+    }
+    return k;
+}
+
+#define ADD_VEC(nm, p, count)                                                                          \
+    do {                                                                                                 \
+        if ((p) && k < cap) {                                                                             \
+            snprintf(out[k].name, sizeof out[k].name, "%s%s", pre, nm);                                  \
+            out[k].v = (p);                                                                              \
+            out[k++].n = (count);                                                                        \
+        }                                                                                                \
+    } while (0)
+
+size_t wl_layer_vecs(const dsv4_config *c, const dsv4_layer_w *w, wl_vec *out, size_t cap)
+{
+    char pre[32];
+    size_t k = 0;
+    prefix(c, w, pre, sizeof pre);
+    int64_t d = c->hidden_size, mix = dsv4_config_mix_hc(c), hcd = dsv4_config_hc_dim(c), hd = c->head_dim;
+    int64_t ratio = c->compress_ratio[w->id], C = w->type == DSV4_ATTN_CSA ? 2 : 1, ihd = c->index_head_dim;
+    const dsv4_attn_w *a = &w->attn;
+    ADD_VEC("attn_norm.weight", w->attn_norm, d);
+    ADD_VEC("ffn_norm.weight", w->ffn_norm, d);
+    ADD_VEC("hc_attn_fn", w->hc_attn_fn, mix * hcd);
+    ADD_VEC("hc_attn_base", w->hc_attn_base, mix);
+    ADD_VEC("hc_attn_scale", w->hc_attn_scale, 3);
+    ADD_VEC("hc_ffn_fn", w->hc_ffn_fn, mix * hcd);
+    ADD_VEC("hc_ffn_base", w->hc_ffn_base, mix);
+    ADD_VEC("hc_ffn_scale", w->hc_ffn_scale, 3);
+    ADD_VEC("attn.q_norm.weight", a->q_norm, c->q_lora_rank);
+    ADD_VEC("attn.kv_norm.weight", a->kv_norm, hd);
+    ADD_VEC("attn.attn_sink", a->sink, c->n_heads);
+    ADD_VEC("attn.compressor.ape", a->c_ape, ratio * C * hd);
+    ADD_VEC("attn.compressor.norm.weight", a->c_norm, hd);
+    ADD_VEC("attn.indexer.compressor.ape", a->i_ape, ratio * 2 * ihd);
+    ADD_VEC("attn.indexer.compressor.norm.weight", a->i_norm, ihd);
+    ADD_VEC("ffn.gate.bias", w->ffn.gate_bias, c->n_routed_experts);
+    ADD_VEC("enorm.weight", w->enorm, d);
+    ADD_VEC("hnorm.weight", w->hnorm, d);
+    ADD_VEC("norm.weight", w->norm, d);
+    ADD_VEC("hc_head_fn", w->hc_head_fn, c->hc_mult * hcd);
+    ADD_VEC("hc_head_base", w->hc_head_base, c->hc_mult);
+    ADD_VEC("hc_head_scale", w->hc_head_scale, 1);
+    return k;
+}
+
+size_t wl_global_lins(const dsv4_global_w *w, wl_lin *out)
+{
+    size_t k = 0, cap = 2;
+    const char *pre = "";
+    ADD_LIN("embed", &w->embed);
+    ADD_LIN("head", &w->head);
+    return k;
+}
+
+size_t wl_global_vecs(const dsv4_config *c, const dsv4_global_w *w, wl_vec *out)
+{
+    size_t k = 0, cap = 4;
+    const char *pre = "";
+    int64_t hcd = dsv4_config_hc_dim(c);
+    ADD_VEC("norm.weight", w->norm, c->hidden_size);
+    ADD_VEC("hc_head_fn", w->hc_head_fn, c->hc_mult * hcd);
+    ADD_VEC("hc_head_base", w->hc_head_base, c->hc_mult);
+    ADD_VEC("hc_head_scale", w->hc_head_scale, 1);
+    return k;
+}

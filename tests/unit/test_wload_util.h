@@ -1,0 +1,38 @@
+/* Shared by the weight-loading tests (test_wload*.c): a host backend double for the loader
+ * (alloc/upload/lin_load as the CPU backend does: every format dequantized to F32 by
+ * dsv4_lin_dequant_f32), with a count of live allocations; the expected float values of a module
+ * computed straight from its stored tensors with the release dequant (formats/dequant.h) and the
+ * compressed-tensors unpackers (quant/pack.h); and the named lists of a loaded layer's linears
+ * and float vectors. */
+#ifndef DSV4_TEST_WLOAD_UTIL_H
+#define DSV4_TEST_WLOAD_UTIL_H
+
+#include "io/checkpoint.h"
+#include "runner/weights.h"
+
+dsv4_ops *wl_ops(void);
+long wl_live(void); /* backend allocations not yet freed */
+
+/* Float values [rows, cols] of the module `stem` as stored in ck (release names), computed from
+ * its tensors: .weight BF16/F32, release FP8 (.scale e8m0), FP4 (I8 + .scale), compressed-tensors
+ * FP8 (.weight_scale BF16), INT4 (.weight_packed I32) or NVFP4 (.weight_packed U8). Also sets
+ * *n_parts to the number of the module's tensors it used. NULL (reported) when unknown. */
+float *wl_expected(const dsv4_ckpt *ck, const char *stem, int64_t rows, int64_t cols, int *n_parts);
+
+typedef struct wl_lin {
+    char stem[160];
+    const dsv4_lin *lin;
+} wl_lin;
+typedef struct wl_vec {
+    char name[160];
+    const float *v;
+    int64_t n;
+} wl_vec;
+
+/* Every linear / float vector a loaded layer (or the globals) holds, with its canonical name. */
+size_t wl_layer_lins(const dsv4_config *c, const dsv4_layer_w *w, wl_lin *out, size_t cap);
+size_t wl_layer_vecs(const dsv4_config *c, const dsv4_layer_w *w, wl_vec *out, size_t cap);
+size_t wl_global_lins(const dsv4_global_w *w, wl_lin *out);
+size_t wl_global_vecs(const dsv4_config *c, const dsv4_global_w *w, wl_vec *out);
+
+#endif
