@@ -1,8 +1,13 @@
 /* dsv4-quant: convert a DeepSeek-V4 checkpoint (the release layout, or BF16) into the artifact a
- * recipe describes, in one streaming pass. --dry-run prints the plan; --compare-tensor
- * regenerates one tensor and byte-compares it with an existing artifact.
- * Exit codes: 0 done, 1 runtime failure, 2 bad usage or input (nothing written), 3 a compared
- * tensor differs. */
+ * recipe describes, in one streaming pass, then verify it: the static rules against the source
+ * always, and the dynamic comparison with the source (libquant/eval) on held-out rows (SRC's
+ * eval.tokens.safetensors, or --eval-data), on the GPU when there is one, unless --no-eval. The
+ * report is stored in the artifact as dsv4_verify.json, written before the folder is renamed into
+ * place (libquant/eval/after_convert.h). --dry-run prints the plan; --compare-tensor regenerates
+ * one tensor and byte-compares it with an existing artifact.
+ * Exit codes: 0 done and verified, 1 runtime failure, 2 bad usage or input (nothing written), 3 a
+ * rule or quality gate failed (the artifact and its report are kept), or a compared tensor
+ * differs. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,12 +17,15 @@
 
 #include "artifact/convert.h"
 #include "artifact/layout.h"
+#include "eval/after_convert.h"
+#include "eval/report.h"
+#include "gpu.h"
 #include "util/pages.h"
 
 static void usage(FILE *f)
 {
     fputs("usage: dsv4-quant --recipe RECIPE [--dry-run] [--json] [--threads N] [--quiet]\n"
-          "                  [--compare-tensor NAME] SRC OUT\n"
+          "                  [--compare-tensor NAME] [--no-eval | --eval-data DATA ...] [gates] SRC OUT\n"
           "  SRC                  source checkpoint folder (release layout or BF16) with config.json\n"
           "  OUT                  artifact folder to create (must not exist); with --compare-tensor, an\n"
           "                       existing artifact to compare against\n"
@@ -26,8 +34,115 @@ static void usage(FILE *f)
           "  --dry-run            print the plan (every tensor's scheme, bytes, totals, peak memory)\n"
           "  --json               print the plan or the summary as JSON\n"
           "  --threads N          worker threads (default: one per core)\n"
-          "  --compare-tensor N   regenerate tensor N and byte-compare it with OUT's\n",
+          "  --compare-tensor N   regenerate tensor N and byte-compare it with OUT's\n"
+          "verification of the new artifact (report: OUT/dsv4_verify.json; static rules always):\n"
+          "  --no-eval            skip the dynamic comparison with the source (the report records it)\n"
+          "  --eval-data DATA     its data (default: SRC/eval.tokens.safetensors; .safetensors input_ids or\n"
+          "                       .jsonl text); without either the dynamic part is skipped and recorded\n"
+          "  --eval-rows N        rows (default 4); --eval-len L: predictions per row (default 128);\n"
+          "  --eval-offset K      rows skipped first (default 0)\n"
+          "  --eval-device D      auto (the GPU when there is one; the CPU for models that fit in half the\n"
+          "                       memory, else skipped), cpu or cuda\n"
+          "  --eval-spec-prompts N  speculative decoding prompts (default 2; 0: off)\n"
+          "  gate flags (below) override the recipe's `gates:` section, which overrides the defaults\n",
           f);
+    dsv4_gates_usage(f);
+}
+
+/* The F32 bytes the CPU runner would hold for the source's weights (FP4 bytes hold two values). */
+static double cpu_weight_bytes(const dsv4_ckpt *c)
+{
+    double n = 0;
+    for (size_t i = 0; i < c->n; i++)
+        n += (double)dsv4_tensor_numel(c->by_name[i]) * (c->by_name[i]->dtype == DSV4_I8 ? 2 : 1);
+    return 4 * n;
+}
+
+typedef struct eval_flags {
+    int no_eval;
+    const char *data, *device;
+    int64_t rows, len, offset, spec_prompts;
+    dsv4_gates flags;
+    int flag_set[DSV4_GATE_COUNT];
+} eval_flags;
+
+/* Sets up the verification after the conversion: gates, data (loaded now, so bad data is refused
+ * before anything is written) or the reason the dynamic part is skipped. */
+static int setup_verify(dsv4_after_convert *ac, const char *src, const char *out, const dsv4_ckpt *c,
+                        const dsv4_recipe *r, const eval_flags *ef, int threads, dsv4_tty_progress *prog,
+                        char *why, size_t why_cap, dsv4_err *e)
+{
+    memset(ac, 0, sizeof *ac);
+    ac->source = src;
+    ac->out = out;
+    dsv4_check_opts *co = &ac->co;
+    dsv4_gates_default(&co->gates);
+    dsv4_gates_from_recipe(&co->gates, r);
+    for (int i = 0; i < DSV4_GATE_COUNT; i++)
+        if (ef->flag_set[i]) {
+            co->gates.limit[i] = ef->flags.limit[i];
+            co->gates.origin[i] = ef->flags.origin[i];
+        }
+    char def[4096];
+    snprintf(def, sizeof def, "%s/eval.tokens.safetensors", c->dir);
+    const char *data = ef->data ? ef->data : access(def, R_OK) == 0 ? def : NULL;
+    const char *device = ef->device ? ef->device : "auto";
+    why[0] = 0;
+    if (ef->no_eval) {
+        snprintf(why, why_cap, "--no-eval: the dynamic verification was not asked for");
+    } else if (!data) {
+        snprintf(why, why_cap, "no evaluation data: %s has no eval.tokens.safetensors and --eval-data was not given",
+                 src);
+    } else if (!strcmp(device, "auto") && dsv4_gpu_count() == 0) {
+        double need = cpu_weight_bytes(c), have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
+        if (need > have / 2)
+            snprintf(why, why_cap, "no GPU, and the CPU runner would hold about %.1f GB of F32 weights, more than "
+                     "half of this machine's %.1f GB; run dsv4-verify --eval on a GPU machine", need / 1e9, have / 1e9);
+    }
+    if (why[0]) {
+        co->skip_reason = why;
+        return 0;
+    }
+    co->eval_data = data;
+    co->data.rows = ef->rows;
+    co->data.len = ef->len;
+    co->data.offset = ef->offset;
+    co->data.max_rows = 4;
+    co->data.max_len = 128;
+    co->ev.device = device;
+    co->ev.threads = threads;
+    co->ev.spec_prompts = ef->spec_prompts;
+    co->ev.progress = dsv4_tty_progress_fn;
+    co->ev.progress_ctx = prog;
+    return dsv4_check_load_data(&ac->ck, src, co, e);
+}
+
+/* One line (or, when something failed, the whole report) about the verification. */
+static void print_verify(const dsv4_after_convert *ac, int quiet)
+{
+    const dsv4_check *ck = &ac->ck;
+    if (ac->exit_code == 0 && quiet)
+        return;
+    if (ac->exit_code != 0) {
+        dsv4_check_print(ck, stdout, 0);
+        return;
+    }
+    size_t passed = 0;
+    for (size_t i = 0; i < ck->v.n_results; i++)
+        passed += ck->v.results[i].status == DSV4_RS_PASS;
+    printf("dsv4-quant: verified %s: %zu rules passed", ac->out, passed);
+    if (ck->eval_state > 0) {
+        const dsv4_kld_stats *s = &ck->r.s;
+        printf("; eval on %lld x %lld positions (%s): PPL %.4f vs %.4f (%+.2f %%), KL %.5f, top-1 %.2f %%", (long long)ck->r.rows,
+               (long long)ck->r.len, ck->r.device, s->ppl, s->ppl_base, 100 * (s->ratio - 1), s->kld_mean,
+               100 * s->same_top);
+        if (ck->r.art.ran && ck->r.src.ran)
+            printf(", MTP acceptance %.2f %% vs %.2f %%", 100 * dsv4_eval_tf_rate(&ck->r.art),
+                   100 * dsv4_eval_tf_rate(&ck->r.src));
+        printf("; every gate passed\n");
+    } else {
+        printf("; dynamic verification skipped: %s\n", ck->skip_reason ? ck->skip_reason : "not asked for");
+    }
 }
 
 static json_t *plan_json(const dsv4_plan *p, const dsv4_recipe *r, int threads)
@@ -112,13 +227,60 @@ int main(int argc, char **argv)
 {
     const char *recipe_path = NULL, *compare = NULL;
     int dry = 0, json = 0, quiet = 0, threads = 0;
-    static const struct option opts[] = {{"recipe", required_argument, 0, 'r'}, {"dry-run", no_argument, 0, 'n'},
-                                         {"json", no_argument, 0, 'j'},         {"threads", required_argument, 0, 't'},
-                                         {"quiet", no_argument, 0, 'q'},        {"compare-tensor", required_argument, 0, 'c'},
-                                         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0}};
-    int ch;
-    while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    eval_flags ef;
+    memset(&ef, 0, sizeof ef);
+    ef.spec_prompts = 2;
+    dsv4_gates_default(&ef.flags);
+    enum { OPT_NO_EVAL = 256, OPT_EDATA, OPT_EROWS, OPT_ELEN, OPT_EOFF, OPT_EDEV, OPT_ESPEC, OPT_GATE };
+    struct option opts[32] = {{"recipe", required_argument, 0, 'r'},      {"dry-run", no_argument, 0, 'n'},
+                              {"json", no_argument, 0, 'j'},              {"threads", required_argument, 0, 't'},
+                              {"quiet", no_argument, 0, 'q'},             {"compare-tensor", required_argument, 0, 'c'},
+                              {"help", no_argument, 0, 'h'},              {"no-eval", no_argument, 0, OPT_NO_EVAL},
+                              {"eval-data", required_argument, 0, OPT_EDATA}, {"eval-rows", required_argument, 0, OPT_EROWS},
+                              {"eval-len", required_argument, 0, OPT_ELEN}, {"eval-offset", required_argument, 0, OPT_EOFF},
+                              {"eval-device", required_argument, 0, OPT_EDEV},
+                              {"eval-spec-prompts", required_argument, 0, OPT_ESPEC}};
+    int no = 14;
+    for (int i = 0; i < DSV4_GATE_COUNT; i++)
+        opts[no++] = (struct option){dsv4_gate_defs[i].flag, required_argument, 0, OPT_GATE};
+    opts[no] = (struct option){0, 0, 0, 0};
+    int ch, idx;
+    dsv4_err fe = {{0}, 0};
+    while ((ch = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
         switch (ch) {
+        case OPT_NO_EVAL: ef.no_eval = 1; break;
+        case OPT_EDATA: ef.data = optarg; break;
+        case OPT_EDEV:
+            if (strcmp(optarg, "auto") && strcmp(optarg, "cpu") && strcmp(optarg, "cuda")) {
+                fprintf(stderr, "dsv4-quant: --eval-device expects auto, cpu or cuda, got '%s'\n", optarg);
+                return 2;
+            }
+            ef.device = optarg;
+            break;
+        case OPT_EROWS:
+        case OPT_ELEN:
+        case OPT_EOFF:
+        case OPT_ESPEC: {
+            char *end;
+            long long v = strtoll(optarg, &end, 10);
+            int zero_ok = ch == OPT_EOFF || ch == OPT_ESPEC;
+            if (end == optarg || *end || v < (zero_ok ? 0 : 1) || v > (1LL << 40)) {
+                fprintf(stderr, "dsv4-quant: --%s expects %s integer, got '%s'\n", opts[idx].name,
+                        zero_ok ? "a non-negative" : "a positive", optarg);
+                return 2;
+            }
+            *(ch == OPT_EROWS ? &ef.rows : ch == OPT_ELEN ? &ef.len : ch == OPT_EOFF ? &ef.offset : &ef.spec_prompts) = v;
+            break;
+        }
+        case OPT_GATE: {
+            int g = dsv4_gate_by_flag(opts[idx].name);
+            if (dsv4_gates_set_flag(&ef.flags, (dsv4_gate_id)g, optarg, &fe)) {
+                fprintf(stderr, "dsv4-quant: %s\n", fe.msg);
+                return 2;
+            }
+            ef.flag_set[g] = 1;
+            break;
+        }
         case 'r': recipe_path = optarg; break;
         case 'n': dry = 1; break;
         case 'j': json = 1; break;
@@ -151,7 +313,9 @@ int main(int argc, char **argv)
     dsv4_recipe r;
     dsv4_plan p;
     memset(&p, 0, sizeof p);
-    int rc = 0, have_c = 0, have_r = 0;
+    int rc = 0, have_c = 0, have_r = 0, have_ac = 0;
+    dsv4_after_convert ac;
+    memset(&ac, 0, sizeof ac);
     json_t *raw = NULL;
     char cpath[4096];
     if (dsv4_ckpt_open(src, 0, &c, &e)) {
@@ -199,27 +363,41 @@ int main(int argc, char **argv)
     } else if (compare) {
         rc = compare_tensor(&p, &r, out, compare, &e);
     } else {
-        dsv4_convert_opts o = {threads, !quiet && isatty(2)};
-        dsv4_convert_stats s;
-        if (dsv4_convert_run(&c, &p, &r, out, &o, &s, &e)) {
+        dsv4_tty_progress prog;
+        dsv4_tty_progress_init(&prog, "dsv4-quant");
+        prog.on = prog.on && !quiet;
+        char why[1024];
+        if (setup_verify(&ac, src, out, &c, &r, &ef, threads, &prog, why, sizeof why, &e)) {
             rc = -1;
             goto done;
         }
+        have_ac = 1;
+        dsv4_convert_opts o = {threads, !quiet && isatty(2)};
+        dsv4_convert_stats s;
+        int crc = dsv4_convert_run_hooked(&c, &p, &r, out, &o, dsv4_after_convert_hook, &ac, &s, &e);
+        dsv4_tty_progress_end(&prog);
+        if (crc) {
+            rc = -1;
+            goto done;
+        }
+        rc = ac.exit_code;
         size_t inexact = json_array_size(s.inexact);
         if (json) {
-            json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:i,s:f,s:O}", "artifact", out, "source_layout",
+            json_t *j = json_pack("{s:s,s:s,s:s,s:I,s:I,s:I,s:I,s:I,s:i,s:f,s:O,s:O}", "artifact", out, "source_layout",
                                   dsv4_layout_name(li.layout), "recipe", r.path, "peak_rss_bytes",
+                                  (json_int_t)ac.convert_peak_rss, "verify_peak_rss_bytes",
                                   (json_int_t)dsv4_peak_rss(), "tensors",
                                   (json_int_t)s.tensors, "shards", (json_int_t)s.shards, "bytes",
                                   (json_int_t)s.out_bytes, "threads", s.threads, "seconds", s.seconds,
-                                  "inexact_conversions", s.inexact);
+                                  "inexact_conversions", s.inexact, "verify", ac.report);
             json_dumpf(j, stdout, JSON_INDENT(2));
             printf("\n");
             json_decref(j);
         } else if (!quiet) {
             printf("dsv4-quant: wrote %s: %zu tensors, %zu shards, %llu bytes in %.2f s with %d threads, peak "
-                   "resident memory %.1f MB\n", out, s.tensors, s.shards, (unsigned long long)s.out_bytes, s.seconds,
-                   s.threads, dsv4_peak_rss() / 1e6);
+                   "resident memory %.1f MB (%.1f MB with the verification)\n", out, s.tensors, s.shards,
+                   (unsigned long long)s.out_bytes, s.seconds, s.threads, ac.convert_peak_rss / 1e6,
+                   dsv4_peak_rss() / 1e6);
             for (size_t i = 0; i < inexact; i++) {
                 json_t *x = json_array_get(s.inexact, i);
                 printf("  not exact: %s (%s): %lld values, max abs error %g\n",
@@ -228,11 +406,21 @@ int main(int argc, char **argv)
                        json_real_value(json_object_get(x, "max_abs_err")));
             }
         }
+        if (!json)
+            print_verify(&ac, quiet);
+        if (rc == DSV4_EXIT_GATE)
+            fprintf(stderr, "dsv4-quant: %s was written, but its verification failed (report: %s/%s)\n", out, out,
+                    DSV4_VERIFY_REPORT);
+        else if (rc)
+            fprintf(stderr, "dsv4-quant: %s was written, but its dynamic verification did not run: %s\n", out,
+                    ac.ck.eval_err.msg);
         dsv4_convert_stats_free(&s);
     }
 done:
     if (rc < 0)
         fprintf(stderr, "dsv4-quant: %s\n", e.msg);
+    if (have_ac)
+        dsv4_after_convert_free(&ac);
     dsv4_plan_free(&p);
     json_decref(raw);
     if (have_r)

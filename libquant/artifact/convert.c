@@ -176,6 +176,13 @@ static int check_methods(const dsv4_plan *p, const dsv4_recipe *r, dsv4_err *e)
 int dsv4_convert_run(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4_recipe *r, const char *out,
                      const dsv4_convert_opts *o, dsv4_convert_stats *st, dsv4_err *e)
 {
+    return dsv4_convert_run_hooked(src, p, r, out, o, NULL, NULL, st, e);
+}
+
+int dsv4_convert_run_hooked(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4_recipe *r, const char *out,
+                            const dsv4_convert_opts *o, dsv4_convert_hook before_commit, void *hook_ctx,
+                            dsv4_convert_stats *st, dsv4_err *e)
+{
     memset(st, 0, sizeof *st);
     if (check_methods(p, r, e))
         return -1;
@@ -197,7 +204,8 @@ int dsv4_convert_run(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4_recipe
     pool P = {.src = src, .p = p, .r = r, .first_out = first, .progress = o && o->progress, .inexact = json_array()};
     pthread_mutex_init(&P.mu, NULL);
     clock_gettime(CLOCK_MONOTONIC, &P.t0);
-    if (dsv4_st_writer_open(&P.w, &sp, out, NULL, e)) {
+    dsv4_st_write_opts wo = {.before_commit = before_commit, .before_commit_ctx = hook_ctx};
+    if (dsv4_st_writer_open(&P.w, &sp, out, &wo, e)) {
         json_decref(P.inexact);
         goto fail_plan;
     }

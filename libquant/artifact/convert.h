@@ -3,7 +3,7 @@
  * and writes its outputs straight into the mapped shard files, so resident memory is about
  * threads × the largest job's working set, whatever the model's size. The tokenizer and
  * generation files, config.json and a conversion report join the tensors in the temporary
- * folder, which appears at OUT only when complete. */
+ * folder, which appears at OUT only when complete (and, with a before_commit hook, checked). */
 #ifndef DSV4_CONVERT_H
 #define DSV4_CONVERT_H
 
@@ -31,6 +31,12 @@ extern const char *const dsv4_carried_files[];
  * of; its folder holds the carried files. */
 int dsv4_convert_run(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4_recipe *r, const char *out,
                      const dsv4_convert_opts *o, dsv4_convert_stats *st, dsv4_err *e);
+/* The same, with a hook that runs on the complete temporary folder before it is renamed to OUT
+ * (st_write.h before_commit; dsv4-quant verifies its output there). */
+typedef int (*dsv4_convert_hook)(void *ctx, const char *tmp_dir, dsv4_err *e);
+int dsv4_convert_run_hooked(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4_recipe *r, const char *out,
+                            const dsv4_convert_opts *o, dsv4_convert_hook before_commit, void *hook_ctx,
+                            dsv4_convert_stats *st, dsv4_err *e);
 void dsv4_convert_stats_free(dsv4_convert_stats *st);
 
 /* Regenerates the output tensor `name` in memory (malloc'd into *bytes, *n bytes). */

@@ -25,6 +25,8 @@ static int select_rows(const char *what, int64_t avail, int64_t row_len, const d
                        int64_t *len, dsv4_err *e)
 {
     int64_t off = o ? o->offset : 0, want = o ? o->rows : 0, l = o && o->len ? o->len : row_len - 1;
+    if (o && !o->len && o->max_len > 0 && l > o->max_len)
+        l = o->max_len;
     if (off < 0 || want < 0 || l < 0)
         return dsv4_fail(e, "%s: rows, length and offset must not be negative", what);
     if (l < 1)
@@ -36,7 +38,7 @@ static int select_rows(const char *what, int64_t avail, int64_t row_len, const d
     if (off >= avail)
         return dsv4_fail(e, "%s: holds %lld rows; offset %lld leaves none", what, (long long)avail, (long long)off);
     if (want == 0)
-        want = avail - off;
+        want = o && o->max_rows > 0 && avail - off > o->max_rows ? o->max_rows : avail - off;
     if (off + want > avail)
         return dsv4_fail(e, "%s: holds %lld rows; %lld rows from offset %lld were asked for", what, (long long)avail,
                          (long long)want, (long long)off);
@@ -116,7 +118,8 @@ int dsv4_data_from_stream(const int32_t *ids, int64_t n, const char *what, const
     memset(d, 0, sizeof *d);
     snprintf(d->path, sizeof d->path, "%s", what);
     snprintf(d->kind, sizeof d->kind, "tokens");
-    int64_t len = o && o->len ? o->len : DSV4_DATA_JSONL_LEN;
+    int64_t len = o && o->len ? o->len : o && o->max_len > 0 && o->max_len < DSV4_DATA_JSONL_LEN ? o->max_len
+                                                                                                   : DSV4_DATA_JSONL_LEN;
     if (n < len + 1)
         return dsv4_fail(e, "%s: %lld tokens, fewer than one row of %lld (length %lld + 1 target)", what,
                          (long long)n, (long long)(len + 1), (long long)len);
@@ -147,7 +150,7 @@ int dsv4_data_load(const char *path, const dsv4_data_opts *o, dsv4_eval_data *d,
     if (ends_with(path, ".safetensors")) {
         snprintf(d->path, sizeof d->path, "%s", path);
         rc = load_st(path, o, d, e);
-    } else if (ends_with(path, ".jsonl") || ends_with(path, ".json")) {
+    } else if (ends_with(path, ".jsonl")) {
         if (!o || !o->tokenizer)
             return dsv4_fail(e, "%s: text data needs a tokenizer (tokenizer.json or its folder)", path);
         int32_t *ids;

@@ -23,6 +23,7 @@ typedef struct dsv4_data_opts {
     int64_t len;           /* predictions per row (a row is len + 1 tokens); 0 = the file's row
                               length - 1 (JSONL: DSV4_DATA_JSONL_LEN) */
     int64_t offset;        /* rows skipped first */
+    int64_t max_rows, max_len; /* when rows / len are 0: at most this many (0: no limit) */
     const char *tokenizer; /* JSONL: tokenizer.json or the folder that holds it */
     int64_t vocab;         /* > 0: every id must be below it */
 } dsv4_data_opts;
@@ -36,7 +37,7 @@ typedef struct dsv4_eval_data {
     int32_t *ids;
 } dsv4_eval_data;
 
-/* Loads `path`: *.safetensors as token rows, *.jsonl / *.json as text lines. */
+/* Loads `path`: *.safetensors as token rows, *.jsonl as text lines. */
 int dsv4_data_load(const char *path, const dsv4_data_opts *o, dsv4_eval_data *d, dsv4_err *e);
 /* Cuts a stream of n ids (already in memory: JSONL after tokenizing, dsv4-run --tokens) into rows
  * as dsv4_data_load does; `what` names the data in messages. */

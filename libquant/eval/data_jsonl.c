@@ -31,24 +31,12 @@ static int append(int32_t **ids, int64_t *n, int64_t *cap, const int32_t *add, s
     return 0;
 }
 
-int dsv4_data_jsonl_tokens(const char *path, const char *tokenizer, int32_t **out, int64_t *n_out, dsv4_err *e)
+/* Every non-blank line's "text" (borrowed from the parsed lines, which *lines owns). */
+static int read_lines(const char *path, const char *buf, size_t len, json_t **lines, dsv4_err *e)
 {
-    *out = NULL;
-    *n_out = 0;
-    char *buf;
-    size_t len;
-    if (dsv4_read_file(path, JSONL_MAX_BYTES, &buf, &len, e))
-        return -1;
-    dsv4_tok *tok;
-    if (dsv4_tok_load(tokenizer, &tok, e)) {
-        free(buf);
-        return -1;
-    }
-    int32_t *ids = NULL;
-    int64_t n = 0, cap = 0, texts = 0;
-    int rc = 0;
+    json_t *all = json_array();
     size_t line = 0;
-    for (size_t at = 0; at < len && rc == 0;) {
+    for (size_t at = 0; at < len;) {
         size_t end = at;
         while (end < len && buf[end] != '\n')
             end++;
@@ -63,31 +51,58 @@ int dsv4_data_jsonl_tokens(const char *path, const char *tokenizer, int32_t **ou
         snprintf(what, sizeof what, "line %zu", line);
         json_t *j = dsv4_json_parse(buf + b, k - b, path, what, e);
         if (!j) {
-            rc = -1;
-            break;
+            json_decref(all);
+            return -1;
         }
-        json_t *t = json_is_object(j) ? json_object_get(j, "text") : NULL;
-        if (!json_is_string(t)) {
-            rc = dsv4_fail(e, "%s:%zu: expected a JSON object with a string \"text\"", path, line);
+        if (!json_is_string(json_is_object(j) ? json_object_get(j, "text") : NULL)) {
             json_decref(j);
-            break;
+            json_decref(all);
+            return dsv4_fail(e, "%s:%zu: expected a JSON object with a string \"text\"", path, line);
         }
+        json_object_set_new(j, "line", json_integer((json_int_t)line));
+        json_array_append_new(all, j);
+    }
+    if (json_array_size(all) == 0) {
+        json_decref(all);
+        return dsv4_fail(e, "%s: no {\"text\": ...} lines", path);
+    }
+    *lines = all;
+    return 0;
+}
+
+int dsv4_data_jsonl_tokens(const char *path, const char *tokenizer, int32_t **out, int64_t *n_out, dsv4_err *e)
+{
+    *out = NULL;
+    *n_out = 0;
+    char *buf;
+    size_t len;
+    if (dsv4_read_file(path, JSONL_MAX_BYTES, &buf, &len, e))
+        return -1;
+    json_t *lines = NULL;
+    int rc = read_lines(path, buf, len, &lines, e);
+    free(buf);
+    if (rc)
+        return -1;
+    dsv4_tok *tok;
+    if (dsv4_tok_load(tokenizer, &tok, e)) {
+        json_decref(lines);
+        return -1;
+    }
+    int32_t *ids = NULL;
+    int64_t n = 0, cap = 0;
+    for (size_t i = 0; i < json_array_size(lines) && rc == 0; i++) {
+        json_t *j = json_array_get(lines, i), *t = json_object_get(j, "text");
         int32_t *tid;
         size_t tn;
         if (dsv4_tok_encode(tok, json_string_value(t), json_string_length(t), 1, &tid, &tn, e)) {
-            dsv4_wrap(e, "%s:%zu", path, line);
-            rc = -1;
-        } else {
-            rc = append(&ids, &n, &cap, tid, tn, path, e);
-            free(tid);
-            texts++;
+            rc = dsv4_wrap(e, "%s:%lld", path, (long long)json_integer_value(json_object_get(j, "line")));
+            break;
         }
-        json_decref(j);
+        rc = append(&ids, &n, &cap, tid, tn, path, e);
+        free(tid);
     }
-    if (rc == 0 && texts == 0)
-        rc = dsv4_fail(e, "%s: no {\"text\": ...} lines", path);
     dsv4_tok_free(tok);
-    free(buf);
+    json_decref(lines);
     if (rc) {
         free(ids);
         return -1;

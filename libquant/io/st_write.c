@@ -261,6 +261,8 @@ static int finish(dsv4_st_writer *w, dsv4_err *e)
     }
     dsv4_jbuf_free(&b);
     progress(w, DSV4_ST_EV_MANIFEST, 0);
+    if (w->opts.before_commit && w->opts.before_commit(w->opts.before_commit_ctx, w->dir.tmp, e))
+        return -1;
     if (dsv4_atomic_dir_commit(&w->dir, e))
         return -1;
     progress(w, DSV4_ST_EV_COMMITTED, 0);

@@ -37,6 +37,13 @@ typedef void (*dsv4_st_progress_fn)(void *ctx, int event, size_t index, uint64_t
 typedef struct dsv4_st_write_opts {
     dsv4_st_progress_fn progress; /* optional; must be thread-safe when filling from threads */
     void *progress_ctx;
+    /* Optional: called by close once the temporary folder is complete (shards, index, manifest,
+     * added files) and before it is renamed into place, with the temporary folder's path. It may
+     * read the folder as a checkpoint and add files to it (dsv4-quant stores its verification
+     * report there, so the folder appears with it or not at all). Failing (-1, `e` set) discards
+     * the output like any other failure. */
+    int (*before_commit)(void *ctx, const char *tmp_dir, dsv4_err *e);
+    void *before_commit_ctx;
 } dsv4_st_write_opts;
 
 /* Starts writing `plan` (finished; it must outlive the writer) to the folder `out`, which must
