@@ -69,6 +69,31 @@ dsv4_ops *wl_ops(void)
     return &o;
 }
 
+static int cmp_name(const void *k, const void *b)
+{
+    return strcmp(k, (*(const dsv4_tensor *const *)b)->name);
+}
+
+int wl_mark(const dsv4_ckpt *ck, unsigned char *used, const char *name)
+{
+    const dsv4_tensor *const *t = bsearch(name, ck->by_name, ck->n, sizeof *ck->by_name, cmp_name);
+    if (t)
+        used[t - ck->by_name] = 1;
+    return t != NULL;
+}
+
+void wl_mark_module(const dsv4_ckpt *ck, unsigned char *used, const char *stem)
+{
+    static const char *const sfx[] = {".weight", ".scale", ".weight_scale", ".weight_scale_inv", ".weight_packed",
+                                      ".weight_shape", ".weight_global_scale", ".input_global_scale",
+                                      ".weight_g_idx", ".weight_scale_2", ".input_scale"};
+    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+        char n[256];
+        snprintf(n, sizeof n, "%s%s", stem, sfx[i]);
+        wl_mark(ck, used, n);
+    }
+}
+
 static const dsv4_tensor *part(const dsv4_ckpt *ck, const char *stem, const char *suffix)
 {
     char n[256];
@@ -80,7 +105,8 @@ float *wl_expected(const dsv4_ckpt *ck, const char *stem, int64_t rows, int64_t 
 {
     const dsv4_tensor *w = part(ck, stem, ".weight"), *sc = part(ck, stem, ".scale"),
                       *ws = part(ck, stem, ".weight_scale"), *pk = part(ck, stem, ".weight_packed"),
-                      *gs = part(ck, stem, ".weight_global_scale"), *shp = part(ck, stem, ".weight_shape");
+                      *gs = part(ck, stem, ".weight_global_scale"), *shp = part(ck, stem, ".weight_shape"),
+                      *inv = part(ck, stem, ".weight_scale_inv");
     size_t n = (size_t)(rows * cols);
     float *f = malloc(n * sizeof *f);
     uint16_t *b = NULL;
@@ -89,7 +115,7 @@ float *wl_expected(const dsv4_ckpt *ck, const char *stem, int64_t rows, int64_t 
     *n_parts = 0;
     if (!f)
         return NULL;
-    if (w && (w->dtype == DSV4_BF16 || w->dtype == DSV4_F32) && !sc && !ws) {
+    if (w && (w->dtype == DSV4_BF16 || w->dtype == DSV4_F32 || w->dtype == DSV4_F16) && !sc && !ws) {
         rc = dsv4_decode_row(w->dtype, w->data, f, n);
         *n_parts = 1;
     } else if (w && sc && (w->dtype == DSV4_I8 || w->dtype == DSV4_F8_E4M3)) {
@@ -98,6 +124,14 @@ float *wl_expected(const dsv4_ckpt *ck, const char *stem, int64_t rows, int64_t 
         *n_parts = 2;
     } else if (w && ws && w->dtype == DSV4_F8_E4M3 && ws->dtype == DSV4_BF16) {
         rc = dsv4_fp8_block_dequant_ct(w->data, (const uint16_t *)ws->data, rows, cols, f, &e);
+        *n_parts = 2;
+    } else if (w && (ws || inv) && w->dtype == DSV4_F8_E4M3) { /* other scale dtypes, per 128x128 block */
+        const dsv4_tensor *st = ws ? ws : inv;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < cols; c++)
+                f[r * cols + c] = dsv4_e4m3_to_f32(w->data[r * cols + c]) *
+                                  dsv4_decode_elem(st->dtype, st->data, (size_t)((r / 128) * st->shape[1] + c / 128));
+        rc = 0;
         *n_parts = 2;
     } else if (pk && ws && pk->dtype == DSV4_I32 && shp) {
         b = malloc(n * sizeof *b);

@@ -14,10 +14,16 @@ dsv4_ops *wl_ops(void);
 long wl_live(void); /* backend allocations not yet freed */
 
 /* Float values [rows, cols] of the module `stem` as stored in ck (release names), computed from
- * its tensors: .weight BF16/F32, release FP8 (.scale e8m0), FP4 (I8 + .scale), compressed-tensors
- * FP8 (.weight_scale BF16), INT4 (.weight_packed I32) or NVFP4 (.weight_packed U8). Also sets
+ * its tensors: .weight BF16/F16/F32, release FP8 (.scale e8m0), FP4 (I8 + .scale), compressed-tensors
+ * FP8 (.weight_scale BF16 through pack.h; other dtypes and .weight_scale_inv per 128x128 block),
+ * INT4 (.weight_packed I32) or NVFP4 (.weight_packed U8). Also sets
  * *n_parts to the number of the module's tensors it used. NULL (reported) when unknown. */
 float *wl_expected(const dsv4_ckpt *ck, const char *stem, int64_t rows, int64_t cols, int *n_parts);
+
+/* Marks tensor `name` of ck as used (used[] is indexed like ck->by_name); 1 when it exists. */
+int wl_mark(const dsv4_ckpt *ck, unsigned char *used, const char *name);
+/* Marks every part (.weight, .scale, .weight_scale, ... ) of module `stem`. */
+void wl_mark_module(const dsv4_ckpt *ck, unsigned char *used, const char *stem);
 
 typedef struct wl_lin {
     char stem[160];
