@@ -147,6 +147,8 @@ struct dsv4_ops {
     const char *name;        /* "cpu" or "cuda" */
     void *ctx;
     int on_host;             /* 1 when backend memory is host memory */
+    /* Frees the backend's resources and the table itself (NULL: the table is just free()d). */
+    void (*release)(dsv4_ops *o);
 
     /* Memory: zero-filled allocation. */
     void *(*alloc)(dsv4_ops *o, size_t bytes, dsv4_err *e);

@@ -88,6 +88,8 @@ typedef enum dsv4_tap_site {
     DSV4_TAP_WO_A,       /* per group input of wo_a: rows = T·o_groups, cols = in per group */
     DSV4_TAP_WO_B,       /* wo_b input */
     DSV4_TAP_FFN_IN,     /* normed MoE input: gate, shared w1/w3 */
+    /* The three expert sites below are declared for calibration (issue 6) and not emitted yet:
+     * the MoE op gathers the tokens of each expert inside the backend. */
     DSV4_TAP_SHARED_W2,  /* shared expert's hidden */
     DSV4_TAP_EXPERT_IN,  /* routed expert e's tokens: w1/w3 */
     DSV4_TAP_EXPERT_W2,  /* routed expert e's hidden, before its routing weight */
