@@ -10,63 +10,57 @@
 #include "harness.h"
 #include "quant/pack.h"
 
+/* The real CPU backend (dsv4_ops_cpu), with every allocation and loaded linear counted. */
 static long live;
+static dsv4_ops *cpu, counted;
 
 long wl_live(void) { return live; }
 
-static void *h_alloc(dsv4_ops *o, size_t n, dsv4_err *e)
+static void *c_alloc(dsv4_ops *o, size_t n, dsv4_err *e)
 {
-    void *p = calloc(1, n ? n : 1);
-    if (!p)
-        dsv4_fail_rt(e, "out of memory");
-    else
-        live++;
+    void *p = cpu->alloc(cpu, n, e);
+    live += p != NULL;
     return p;
 }
 
-static void h_free(dsv4_ops *o, void *p)
+static void c_free(dsv4_ops *o, void *p)
 {
-    if (p)
-        live--;
-    free(p);
+    live -= p != NULL;
+    cpu->free(cpu, p);
 }
 
-static int h_copy(dsv4_ops *o, void *dst, const void *src, size_t n, dsv4_err *e)
+static int c_upload(dsv4_ops *o, void *dst, const void *src, size_t n, dsv4_err *e)
 {
-    memcpy(dst, src, n);
-    return 0;
+    return cpu->upload(cpu, dst, src, n, e);
 }
 
-static int h_lin_load(dsv4_ops *o, const dsv4_lin *h, dsv4_lin *d, dsv4_err *e)
+static int c_lin_load(dsv4_ops *o, const dsv4_lin *h, dsv4_lin *d, dsv4_err *e)
 {
-    size_t n = (size_t)(h->out * h->in);
-    float *f = malloc(n * sizeof *f);
-    if (!f)
-        return dsv4_fail_rt(e, "out of memory");
-    for (size_t i = 0; i < n; i++) /* poison: every value must be written */
-        f[i] = -12345.0f;
-    if (dsv4_lin_dequant_f32(h, f, e)) {
-        free(f);
-        return -1;
-    }
-    *d = (dsv4_lin){.out = h->out, .in = h->in, .fmt = DSV4_LW_F32, .w = f, .w_bytes = n * sizeof *f, .owned = 1};
-    live++;
-    return 0;
+    int rc = cpu->lin_load(cpu, h, d, e);
+    live += rc == 0;
+    return rc;
 }
 
-static void h_lin_free(dsv4_ops *o, dsv4_lin *d)
+static void c_lin_free(dsv4_ops *o, dsv4_lin *d)
 {
-    if (d->w)
-        live--;
-    free(d->w);
-    memset(d, 0, sizeof *d);
+    live -= d->w != NULL;
+    cpu->lin_free(cpu, d);
 }
 
 dsv4_ops *wl_ops(void)
 {
-    static dsv4_ops o = {.name = "test-host", .on_host = 1, .alloc = h_alloc, .free = h_free, .upload = h_copy,
-                         .download = h_copy, .copy = h_copy, .lin_load = h_lin_load, .lin_free = h_lin_free};
-    return &o;
+    if (!cpu) {
+        cpu = dsv4_ops_cpu(1);
+        if (!cpu)
+            return NULL;
+        counted = *cpu;
+        counted.alloc = c_alloc;
+        counted.free = c_free;
+        counted.upload = c_upload;
+        counted.lin_load = c_lin_load;
+        counted.lin_free = c_lin_free;
+    }
+    return &counted;
 }
 
 static int cmp_name(const void *k, const void *b)

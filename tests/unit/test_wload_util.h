@@ -1,6 +1,5 @@
-/* Shared by the weight-loading tests (test_wload*.c): a host backend double for the loader
- * (alloc/upload/lin_load as the CPU backend does: every format dequantized to F32 by
- * dsv4_lin_dequant_f32), with a count of live allocations; the expected float values of a module
+/* Shared by the weight-loading tests (test_wload*.c): the CPU backend (dsv4_ops_cpu: every
+ * format dequantized to F32 at load) with a count of live allocations and linears; the expected float values of a module
  * computed straight from its stored tensors with the release dequant (formats/dequant.h) and the
  * compressed-tensors unpackers (quant/pack.h); and the named lists of a loaded layer's linears
  * and float vectors. */
@@ -11,7 +10,7 @@
 #include "runner/weights.h"
 
 dsv4_ops *wl_ops(void);
-long wl_live(void); /* backend allocations not yet freed */
+long wl_live(void); /* backend allocations and linears not yet freed */
 
 /* Float values [rows, cols] of the module `stem` as stored in ck (release names), computed from
  * its tensors: .weight BF16/F16/F32, release FP8 (.scale e8m0), FP4 (I8 + .scale), compressed-tensors
