@@ -1,6 +1,7 @@
 /* Weight loading refuses damaged artifacts with an error that names the file, the tensor and what
  * was expected, and leaves nothing allocated: a missing linear or vector, a wrong shape, a wrong
- * dtype, tid2eid ids out of range or missing; a tid2eid stored as I32 loads like the I64 one.
+ * dtype, tid2eid ids out of range or missing, one weight under two names; a tid2eid stored as I32
+ * loads like the I64 one.
  * Each artifact is the release fixture with one edit (tests/unit/test_rulesa_util.h). */
 #include "harness.h"
 
@@ -212,4 +213,19 @@ TEST(wload_tid2eid_i32)
     dsv4_ckpt_close(&ck);
     dsv4_layer_w_free(wl_ops(), &w);
     CHECK_EQ_INT(wl_live(), 0);
+}
+
+static void two_names(ra_art *a)
+{
+    ra_tensor *t = ra_find(a, "layers.0.attn_norm.weight");
+    ra_put(a, "model.layers.0.input_layernorm.weight", t->dtype, t->ndim, t->shape, t->data);
+}
+
+TEST(wload_err_two_names_one_weight)
+{
+    dsv4_err e;
+    CHECK_EQ_INT(try_load(two_names, 0, NULL, &e), -2);
+    CHECK_STR_CONTAINS(e.msg, "'layers.0.attn_norm.weight'");
+    CHECK_STR_CONTAINS(e.msg, "'model.layers.0.input_layernorm.weight'");
+    CHECK_STR_CONTAINS(e.msg, "two names");
 }
