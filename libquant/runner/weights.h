@@ -18,7 +18,10 @@
 
 typedef struct dsv4_wsrc dsv4_wsrc; /* opened checkpoint + canonical-name view (opaque) */
 
-/* Opens the artifact folder (config.json + safetensors). The config is read from the folder. */
+/* Opens the artifact folder (config.json + safetensors). The config is read from the folder. Two
+ * on-disk names with one canonical name (e.g. `layers.0.attn.wq_a.weight` beside
+ * `model.layers.0.self_attn.q_a_proj.weight`) are refused. A source serves one thread at a time
+ * (views share its list of conversion buffers). */
 int dsv4_wsrc_open(const char *path, dsv4_wsrc **out, dsv4_err *e);
 void dsv4_wsrc_close(dsv4_wsrc *s);
 const dsv4_config *dsv4_wsrc_config(const dsv4_wsrc *s);

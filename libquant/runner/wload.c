@@ -97,7 +97,7 @@ static int tid2eid(ld *L, const dsv4_config *c, int32_t **out)
         }
         if (v < 0 || v >= E) {
             free(m);
-            return dsv4_fail(L->e, "%s: tensor '%s'[%lld, %lld] = %lld is not an expert id in [0, %lld)", file,
+            return dsv4_fail(L->e, "%s: tensor %s[%lld, %lld] = %lld is not an expert id in [0, %lld)", file,
                              t->name, (long long)(i / K), (long long)(i % K), (long long)v, (long long)E);
         }
         m[i] = (int32_t)v;

@@ -11,31 +11,6 @@
 #include "formats/fp.h"
 #include "test_wload_util.h"
 
-static int cmp_name(const void *k, const void *b)
-{
-    return strcmp(k, (*(const dsv4_tensor *const *)b)->name);
-}
-
-/* Marks a tensor of ck as used; 1 when it exists. */
-static int mark(const dsv4_ckpt *ck, unsigned char *used, const char *name)
-{
-    const dsv4_tensor *const *t = bsearch(name, ck->by_name, ck->n, sizeof *ck->by_name, cmp_name);
-    if (t)
-        used[t - ck->by_name] = 1;
-    return t != NULL;
-}
-
-static void mark_module(const dsv4_ckpt *ck, unsigned char *used, const char *stem)
-{
-    static const char *const sfx[] = {".weight", ".scale", ".weight_scale", ".weight_packed", ".weight_shape",
-                                      ".weight_global_scale", ".input_global_scale"};
-    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
-        char n[256];
-        snprintf(n, sizeof n, "%s%s", stem, sfx[i]);
-        mark(ck, used, n);
-    }
-}
-
 /* Compares every linear and vector of a loaded layer with the stored tensors; returns the bytes. */
 static size_t check_lins(const dsv4_ckpt *ck, const wl_lin *l, size_t n, unsigned char *used)
 {
@@ -49,7 +24,7 @@ static size_t check_lins(const dsv4_ckpt *ck, const wl_lin *l, size_t n, unsigne
             CHECK_MSG(!memcmp(x, d->w, (size_t)(d->out * d->in) * sizeof *x), "%s: values differ from the release "
                       "dequantization", l[i].stem);
         free(x);
-        mark_module(ck, used, l[i].stem);
+        wl_mark_module(ck, used, l[i].stem);
         bytes += d->w_bytes + d->s_bytes;
     }
     return bytes;
@@ -68,7 +43,7 @@ static size_t check_vecs(const dsv4_ckpt *ck, const wl_vec *v, size_t n, unsigne
         dsv4_decode_row(t->dtype, t->data, x, (size_t)v[i].n);
         CHECK_MSG(!memcmp(x, v[i].v, (size_t)v[i].n * sizeof *x), "%s: values differ", v[i].name);
         free(x);
-        mark(ck, used, v[i].name);
+        wl_mark(ck, used, v[i].name);
         bytes += (size_t)v[i].n * sizeof(float);
     }
     return bytes;
@@ -87,7 +62,7 @@ static void check_tid2eid(const dsv4_ckpt *ck, const dsv4_config *c, const dsv4_
         bad += w->ffn.tid2eid[i] != v;
     }
     CHECK_MSG(bad == 0, "%s: %lld ids differ", n, (long long)bad);
-    mark(ck, used, n);
+    wl_mark(ck, used, n);
 }
 
 TEST(wload_release_fixture)

@@ -10,63 +10,82 @@
 #include "harness.h"
 #include "quant/pack.h"
 
+/* The real CPU backend (dsv4_ops_cpu), with every allocation and loaded linear counted. */
 static long live;
+static dsv4_ops *cpu, counted;
 
 long wl_live(void) { return live; }
 
-static void *h_alloc(dsv4_ops *o, size_t n, dsv4_err *e)
+static void *c_alloc(dsv4_ops *o, size_t n, dsv4_err *e)
 {
-    void *p = calloc(1, n ? n : 1);
-    if (!p)
-        dsv4_fail_rt(e, "out of memory");
-    else
-        live++;
+    void *p = cpu->alloc(cpu, n, e);
+    live += p != NULL;
     return p;
 }
 
-static void h_free(dsv4_ops *o, void *p)
+static void c_free(dsv4_ops *o, void *p)
 {
-    if (p)
-        live--;
-    free(p);
+    live -= p != NULL;
+    cpu->free(cpu, p);
 }
 
-static int h_copy(dsv4_ops *o, void *dst, const void *src, size_t n, dsv4_err *e)
+static int c_upload(dsv4_ops *o, void *dst, const void *src, size_t n, dsv4_err *e)
 {
-    memcpy(dst, src, n);
-    return 0;
+    return cpu->upload(cpu, dst, src, n, e);
 }
 
-static int h_lin_load(dsv4_ops *o, const dsv4_lin *h, dsv4_lin *d, dsv4_err *e)
+static int c_lin_load(dsv4_ops *o, const dsv4_lin *h, dsv4_lin *d, dsv4_err *e)
 {
-    size_t n = (size_t)(h->out * h->in);
-    float *f = malloc(n * sizeof *f);
-    if (!f)
-        return dsv4_fail_rt(e, "out of memory");
-    for (size_t i = 0; i < n; i++) /* poison: every value must be written */
-        f[i] = -12345.0f;
-    if (dsv4_lin_dequant_f32(h, f, e)) {
-        free(f);
-        return -1;
-    }
-    *d = (dsv4_lin){.out = h->out, .in = h->in, .fmt = DSV4_LW_F32, .w = f, .w_bytes = n * sizeof *f, .owned = 1};
-    live++;
-    return 0;
+    int rc = cpu->lin_load(cpu, h, d, e);
+    live += rc == 0;
+    return rc;
 }
 
-static void h_lin_free(dsv4_ops *o, dsv4_lin *d)
+static void c_lin_free(dsv4_ops *o, dsv4_lin *d)
 {
-    if (d->w)
-        live--;
-    free(d->w);
-    memset(d, 0, sizeof *d);
+    live -= d->w != NULL;
+    cpu->lin_free(cpu, d);
 }
 
 dsv4_ops *wl_ops(void)
 {
-    static dsv4_ops o = {.name = "test-host", .on_host = 1, .alloc = h_alloc, .free = h_free, .upload = h_copy,
-                         .download = h_copy, .copy = h_copy, .lin_load = h_lin_load, .lin_free = h_lin_free};
-    return &o;
+    if (!cpu) {
+        cpu = dsv4_ops_cpu(1);
+        if (!cpu)
+            return NULL;
+        counted = *cpu;
+        counted.alloc = c_alloc;
+        counted.free = c_free;
+        counted.upload = c_upload;
+        counted.lin_load = c_lin_load;
+        counted.lin_free = c_lin_free;
+    }
+    return &counted;
+}
+
+static int cmp_name(const void *k, const void *b)
+{
+    return strcmp(k, (*(const dsv4_tensor *const *)b)->name);
+}
+
+int wl_mark(const dsv4_ckpt *ck, unsigned char *used, const char *name)
+{
+    const dsv4_tensor *const *t = bsearch(name, ck->by_name, ck->n, sizeof *ck->by_name, cmp_name);
+    if (t)
+        used[t - ck->by_name] = 1;
+    return t != NULL;
+}
+
+void wl_mark_module(const dsv4_ckpt *ck, unsigned char *used, const char *stem)
+{
+    static const char *const sfx[] = {".weight", ".scale", ".weight_scale", ".weight_scale_inv", ".weight_packed",
+                                      ".weight_shape", ".weight_global_scale", ".input_global_scale",
+                                      ".weight_g_idx", ".weight_scale_2", ".input_scale"};
+    for (size_t i = 0; i < sizeof sfx / sizeof sfx[0]; i++) {
+        char n[256];
+        snprintf(n, sizeof n, "%s%s", stem, sfx[i]);
+        wl_mark(ck, used, n);
+    }
 }
 
 static const dsv4_tensor *part(const dsv4_ckpt *ck, const char *stem, const char *suffix)
@@ -80,7 +99,8 @@ float *wl_expected(const dsv4_ckpt *ck, const char *stem, int64_t rows, int64_t 
 {
     const dsv4_tensor *w = part(ck, stem, ".weight"), *sc = part(ck, stem, ".scale"),
                       *ws = part(ck, stem, ".weight_scale"), *pk = part(ck, stem, ".weight_packed"),
-                      *gs = part(ck, stem, ".weight_global_scale"), *shp = part(ck, stem, ".weight_shape");
+                      *gs = part(ck, stem, ".weight_global_scale"), *shp = part(ck, stem, ".weight_shape"),
+                      *inv = part(ck, stem, ".weight_scale_inv");
     size_t n = (size_t)(rows * cols);
     float *f = malloc(n * sizeof *f);
     uint16_t *b = NULL;
@@ -89,7 +109,7 @@ float *wl_expected(const dsv4_ckpt *ck, const char *stem, int64_t rows, int64_t 
     *n_parts = 0;
     if (!f)
         return NULL;
-    if (w && (w->dtype == DSV4_BF16 || w->dtype == DSV4_F32) && !sc && !ws) {
+    if (w && (w->dtype == DSV4_BF16 || w->dtype == DSV4_F32 || w->dtype == DSV4_F16) && !sc && !ws) {
         rc = dsv4_decode_row(w->dtype, w->data, f, n);
         *n_parts = 1;
     } else if (w && sc && (w->dtype == DSV4_I8 || w->dtype == DSV4_F8_E4M3)) {
@@ -98,6 +118,14 @@ float *wl_expected(const dsv4_ckpt *ck, const char *stem, int64_t rows, int64_t 
         *n_parts = 2;
     } else if (w && ws && w->dtype == DSV4_F8_E4M3 && ws->dtype == DSV4_BF16) {
         rc = dsv4_fp8_block_dequant_ct(w->data, (const uint16_t *)ws->data, rows, cols, f, &e);
+        *n_parts = 2;
+    } else if (w && (ws || inv) && w->dtype == DSV4_F8_E4M3) { /* other scale dtypes, per 128x128 block */
+        const dsv4_tensor *st = ws ? ws : inv;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t c = 0; c < cols; c++)
+                f[r * cols + c] = dsv4_e4m3_to_f32(w->data[r * cols + c]) *
+                                  dsv4_decode_elem(st->dtype, st->data, (size_t)((r / 128) * st->shape[1] + c / 128));
+        rc = 0;
         *n_parts = 2;
     } else if (pk && ws && pk->dtype == DSV4_I32 && shp) {
         b = malloc(n * sizeof *b);
