@@ -102,8 +102,7 @@ check data_rows_too_short 2 "calib.tokens.safetensors: tensor 'input_ids': rows 
   -- "$V" "$tmp/bf16" --source "$FX" --eval "$FX/calib.tokens.safetensors" --len 600
 check bad_gate_value 2 '--max-kl abc: expected a number' -- "$V" "$tmp/bf16" "${EV[@]}" --max-kl abc
 check bad_device 2 '--device expects auto, cpu or cuda' -- "$V" "$tmp/bf16" "${EV[@]}" --device tpu
-mkdir "$tmp/empty"
-check source_not_a_model 2 "$tmp/empty: no .safetensors files" -- "$V" "$tmp/bf16" --source "$tmp/empty" --eval "$DATA" \
+check source_missing 2 "source $tmp/nothing: .*no such file" -- "$V" "$tmp/bf16" --source "$tmp/nothing" --eval "$DATA" \
   --rows 1 --len 16
 
 # ---- dsv4-quant verifies what it wrote ----
