@@ -6,8 +6,8 @@
 # from flags; bad input exits 2. dsv4-quant verifies its own output (dsv4_verify.json inside the
 # artifact; --no-eval recorded as skipped; a failed gate exits 3 and keeps the artifact; bad
 # evaluation data writes nothing). dsv4-run: perplexity, greedy and speculative generation.
-# Small settings (--rows 4 --len 128) keep it to seconds on two cores. PASS/FAIL lines for
-# tests/run.sh.
+# Small settings (--rows 4 --len 128) keep it to seconds on two cores. EVAL_DEVICE=cuda runs the
+# models on the GPU (the GPU machine); the default is the CPU. PASS/FAIL lines for tests/run.sh.
 set -u
 cd "$(dirname "$0")/../.."
 B="${BUILD:-build}"
@@ -17,7 +17,8 @@ DATA=$FX/eval.tokens.safetensors
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 PREFIX=eval_
 . tests/lib/cli.sh
-EV=(--source "$FX" --eval "$DATA" --rows 4 --len 128 --device cpu --threads 2 --spec-prompts 2 --spec-tokens 16)
+DEV="${EVAL_DEVICE:-cpu}"
+EV=(--source "$FX" --eval "$DATA" --rows 4 --len 128 --device "$DEV" --threads 2 --spec-prompts 2 --spec-tokens 16)
 
 # st_locate DIR NAME: "SHARD OFFSET BYTES" of a tensor's data (header parsed with od and grep).
 st_locate() {
@@ -53,7 +54,7 @@ for r in bf16 fp8; do
 done
 
 # ---- dsv4-verify --eval: lossless artifacts pass within noise (here exactly: the same weights) ----
-check verify_bf16 0 '^PASS: [0-9]+ rules passed, 0 failed' '^eval +.*4 rows x 128 positions from row 0 \(512 predictions\), on cpu' \
+check verify_bf16 0 '^PASS: [0-9]+ rules passed, 0 failed' "^eval +.*4 rows x 128 positions from row 0 \\(512 predictions\\), on $DEV" \
   'PPL\(a\)/PPL\(s\) +1\.000000 ± +0\.000000' 'mean 0\.000000 ± 0\.000000' 'same top-1 100\.000' \
   'layer 3 +CSA +0\.000e\+00' 'greedy continuations equal to the source.s: 2 of 2 prompts' '^EVAL PASS: 4 gates passed' \
   -- "$V" "$tmp/bf16" "${EV[@]}"
@@ -106,8 +107,8 @@ check source_missing 2 "source $tmp/nothing: .*no such file" -- "$V" "$tmp/bf16"
   --rows 1 --len 16
 
 # ---- dsv4-quant verifies what it wrote ----
-check quant_verifies 0 "^dsv4-quant: verified $tmp/q: [0-9]+ rules passed; eval on 4 x 128 positions \(cpu\)" \
-  'every gate passed' -- "$Q" --recipe recipes/fp8.yaml --eval-device cpu --threads 2 "$FX" "$tmp/q"
+check quant_verifies 0 "^dsv4-quant: verified $tmp/q: [0-9]+ rules passed; eval on 4 x 128 positions \($DEV\)" \
+  'every gate passed' -- "$Q" --recipe recipes/fp8.yaml --eval-device "$DEV" --threads 2 "$FX" "$tmp/q"
 pass_if quant_report_inside json_has "$tmp/q/dsv4_verify.json" '"verdict": "pass"'
 pass_if quant_report_names_out json_has "$tmp/q/dsv4_verify.json" "\"artifact\": \"$tmp/q\""
 pass_if quant_report_eval_ran json_has "$tmp/q/dsv4_verify.json" '"kl_divergence": \{'
@@ -117,9 +118,9 @@ mkdir "$tmp/src" && cp "$FX"/*.json "$FX"/*.safetensors "$tmp/src/" && rm "$tmp/
 check quant_no_data 0 'skipped: no evaluation data: .* has no eval.tokens.safetensors and --eval-data was not given' \
   -- "$Q" --recipe recipes/bf16.yaml "$tmp/src" "$tmp/nd"
 check quant_eval_data_flag 0 'eval on 2 x 64 positions' -- "$Q" --recipe recipes/bf16.yaml --eval-data "$DATA" \
-  --eval-rows 2 --eval-len 64 --eval-device cpu "$tmp/src" "$tmp/ed"
+  --eval-rows 2 --eval-len 64 --eval-device "$DEV" "$tmp/src" "$tmp/ed"
 check quant_gate_fails 3 'FAIL +min_top1' "written, but its verification failed \(report: $tmp/g/dsv4_verify.json\)" \
-  -- "$Q" --quiet --recipe recipes/w4a16.yaml --eval-device cpu --min-top1 100 "$FX" "$tmp/g"
+  -- "$Q" --quiet --recipe recipes/w4a16.yaml --eval-device "$DEV" --min-top1 100 "$FX" "$tmp/g"
 pass_if quant_gate_fail_keeps_artifact json_has "$tmp/g/dsv4_verify.json" '"failed_gates": \[[^]]*"min_top1"'
 check quant_bad_eval_data 2 "$tmp/none.safetensors" -- "$Q" --recipe recipes/bf16.yaml --eval-data "$tmp/none.safetensors" \
   "$FX" "$tmp/b"
@@ -128,20 +129,20 @@ check quant_bad_gate 2 '--min-top1 x: expected a number' -- "$Q" --recipe recipe
 absent quant_bad_gate_writes_nothing "$tmp/b"
 
 # ---- dsv4-run ----
-"$R" "$FX" --ppl "$DATA" --rows 2 --len 64 --device cpu >"$tmp/ppl_src.txt" 2>&1
-"$R" "$tmp/bf16" --ppl "$DATA" --rows 2 --len 64 --device cpu --chunk 20 >"$tmp/ppl_bf16.txt" 2>&1
+"$R" "$FX" --ppl "$DATA" --rows 2 --len 64 --device "$DEV" >"$tmp/ppl_src.txt" 2>&1
+"$R" "$tmp/bf16" --ppl "$DATA" --rows 2 --len 64 --device "$DEV" --chunk 20 >"$tmp/ppl_bf16.txt" 2>&1
 pass_if run_ppl grep -qE '^PPL [0-9]+\.[0-9]+ ± [0-9.]+ \(mean NLL' "$tmp/ppl_src.txt"
 pass_if run_ppl_bf16_equals_source test "$(grep -o '^PPL [0-9.]*' "$tmp/ppl_src.txt")" = \
   "$(grep -o '^PPL [0-9.]*' "$tmp/ppl_bf16.txt")"
-check run_tokens 0 '^[0-9]+(,[0-9]+){11}$' -- "$R" "$FX" --tokens 1,2,3,4,5,6,7,8 -n 12 --device cpu
-greedy=$("$R" "$FX" --tokens 1,2,3,4,5,6,7,8 -n 12 --device cpu 2>/dev/null)
-spec=$("$R" "$FX" --tokens 1,2,3,4,5,6,7,8 -n 12 --device cpu --spec 2>"$tmp/spec.err")
+check run_tokens 0 '^[0-9]+(,[0-9]+){11}$' -- "$R" "$FX" --tokens 1,2,3,4,5,6,7,8 -n 12 --device "$DEV"
+greedy=$("$R" "$FX" --tokens 1,2,3,4,5,6,7,8 -n 12 --device "$DEV" 2>/dev/null)
+spec=$("$R" "$FX" --tokens 1,2,3,4,5,6,7,8 -n 12 --device "$DEV" --spec 2>"$tmp/spec.err")
 pass_if run_spec_equals_greedy test -n "$greedy" -a "$greedy" = "$spec"
 pass_if run_spec_stats grep -qE 'speculative: [0-9]+ of [0-9]+ drafts accepted' "$tmp/spec.err"
-check run_json 0 '"tokens": \[' '"speculative": \{' -- "$R" "$FX" --tokens 5,6,7 -n 4 --spec --json --device cpu
+check run_json 0 '"tokens": \[' '"speculative": \{' -- "$R" "$FX" --tokens 5,6,7 -n 4 --spec --json --device "$DEV"
 check run_usage 2 'give exactly one of --ppl, --generate and --tokens' -- "$R" "$FX"
-check run_bad_tokens 2 'expected comma-separated non-negative token ids' -- "$R" "$FX" --tokens 1,x --device cpu
+check run_bad_tokens 2 'expected comma-separated non-negative token ids' -- "$R" "$FX" --tokens 1,x --device "$DEV"
 check run_token_range 2 'prompt token 5000 is outside the model.s vocabulary \[0, 1024\)' -- "$R" "$FX" --tokens 5000 \
-  --device cpu
-check run_bad_data 2 'holds 64 rows; offset 70 leaves none' -- "$R" "$FX" --ppl "$DATA" --offset 70 --device cpu
+  --device "$DEV"
+check run_bad_data 2 'holds 64 rows; offset 70 leaves none' -- "$R" "$FX" --ppl "$DATA" --offset 70 --device "$DEV"
 exit $((fails > 0))
