@@ -7,7 +7,7 @@
  * categories), groups (...) (?:...) (?i:...) (?-i:...) (?i) (?=...) (?!...) (?>...),
  * alternation, ? * + {n} {n,} {n,m} {,m} with lazy '?' and possessive '+' (on ? * +),
  * anchors ^ $ \A \z \Z \b \B. Anything else (backreferences, lookbehind, named groups, scripts
- * like \p{Han}, nested classes, class intersection, POSIX brackets, case-insensitive classes,
+ * like \p{Han}, nested classes, class intersection, POSIX brackets, multi-character case folding,
  * unbounded repetition of something that can match empty) is refused at compile time with a
  * message saying what. */
 #ifndef DSV4_TOK_REGEX_H

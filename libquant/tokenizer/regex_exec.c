@@ -21,7 +21,7 @@ typedef struct {
     long steps;
 } vm;
 
-int dsv4_re_class_match(const re_class *c, uint32_t cp)
+static int items_match(const re_class *c, uint32_t cp)
 {
     int hit = 0;
     for (int i = 0; i < c->n && !hit; i++) {
@@ -31,11 +31,25 @@ int dsv4_re_class_match(const re_class *c, uint32_t cp)
         case RC_RANGE: m = cp >= it->lo && cp <= it->hi; break;
         case RC_CAT: m = (it->mask & DSV4_UC_BIT(dsv4_uc_category(cp))) != 0; break;
         case RC_SPACE: m = dsv4_uc_is_space(cp); break;
-        case RC_WORD: m = dsv4_uc_is_word(cp); break;
+        case RC_WORD: m = dsv4_uc_is_onig_word(cp); break;
         case RC_DIGIT: m = dsv4_uc_category(cp) == DSV4_UC_Nd; break;
         default: m = (cp >= '0' && cp <= '9') || (cp >= 'a' && cp <= 'f') || (cp >= 'A' && cp <= 'F'); break;
         }
         hit = it->neg ? !m : m;
+    }
+    return hit;
+}
+
+/* Under (?i) the class holds the case closure of its members: cp matches when any code point
+ * folding like it is a member; negation applies to that closure. */
+int dsv4_re_class_match(const re_class *c, uint32_t cp)
+{
+    int hit = items_match(c, cp);
+    if (!hit && c->icase) {
+        uint32_t alt[8];
+        int k = dsv4_uc_fold_class(cp, alt, 8);
+        for (int i = 1; i < k && !hit; i++)
+            hit = items_match(c, alt[i]);
     }
     return c->neg ? !hit : hit;
 }
@@ -51,8 +65,8 @@ static int assert_ok(const vm *v, int kind, size_t pos)
     case RA_EOS: return pos == n;
     case RA_EOS_NL: return pos == n || (pos + 1 == n && s[pos] == '\n');
     default: {
-        int a = pos > 0 && dsv4_uc_is_word(s[pos - 1]);
-        int b = pos < n && dsv4_uc_is_word(s[pos]);
+        int a = pos > 0 && dsv4_uc_is_onig_word(s[pos - 1]);
+        int b = pos < n && dsv4_uc_is_onig_word(s[pos]);
         return kind == RA_WORDB ? a != b : a == b;
     }
     }
@@ -129,8 +143,10 @@ static long run(vm *v, uint32_t pc, size_t pos)
     }
 }
 
+/* The step budget is per search (one leftmost match), so long texts are not penalized. */
 static int search(vm *v, size_t from, size_t *ms, size_t *me)
 {
+    v->steps = 0;
     for (size_t st = from; st <= v->n; st++) {
         long r = run(v, 0, st);
         if (r == -2)

@@ -24,7 +24,7 @@ typedef struct re_node {
 } re_node;
 
 typedef struct { int kind; int neg; uint32_t lo, hi; uint32_t mask; } re_item;
-typedef struct { int neg; re_item *items; int n, cap; } re_class;
+typedef struct { int neg, icase; re_item *items; int n, cap; } re_class;
 
 enum { RI_CHAR, RI_CHARI, RI_ANY, RI_CLASS, RI_SPLIT, RI_JMP, RI_MATCH, RI_ASSERT, RI_LOOK,
        RI_NLOOK, RI_ATOMIC };

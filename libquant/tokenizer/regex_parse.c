@@ -499,9 +499,9 @@ static re_node *parse_cat(ps *x, int icase)
             }
             a = parse_group(x, icase);
         } else if (c == '[') {
-            if (icase)
-                return fail_null(x, "class inside a case-insensitive group at offset %zu is not supported", at);
             a = parse_class(x);
+            if (a)
+                x->p->classes[a->cls].icase = icase;
         } else if (c == '.') {
             a = node(x, RN_ANY);
         } else if (c == '^' || c == '$') {
@@ -518,9 +518,9 @@ static re_node *parse_cat(ps *x, int icase)
             if (r == 0) {
                 a = char_node(x, cp, icase);
             } else if (r == 1) {
-                if (icase && it.kind != RC_SPACE && it.kind != RC_DIGIT)
-                    return fail_null(x, "class escape inside a case-insensitive group at offset %zu is not supported", at);
                 a = class_node(x, it);
+                if (a)
+                    x->p->classes[a->cls].icase = icase;
             } else {
                 a = node(x, RN_ASSERT);
                 if (a)

@@ -60,6 +60,27 @@ int dsv4_uc_is_word(uint32_t cp)
     return in_ranges(dsv4_uc_other_alpha_so, dsv4_uc_other_alpha_so_n, cp);
 }
 
+int dsv4_uc_is_onig_word(uint32_t cp)
+{
+    if (cp == 0xB2 || cp == 0xB3 || cp == 0xB9 || cp == 0xBC || cp == 0xBD || cp == 0xBE)
+        return 1;
+    return cp != 0x200C && cp != 0x200D && dsv4_uc_is_word(cp);
+}
+
+int dsv4_uc_fold_class(uint32_t cp, uint32_t *out, int max)
+{
+    uint32_t f = dsv4_uc_fold(cp);
+    int n = 0;
+    if (n < max)
+        out[n++] = cp;
+    if (f != cp && n < max)
+        out[n++] = f;
+    for (size_t i = 0; i < dsv4_uc_fold_nsimple && n < max; i++)
+        if (dsv4_uc_fold_simple[i].b == f && dsv4_uc_fold_simple[i].a != cp)
+            out[n++] = dsv4_uc_fold_simple[i].a;
+    return n;
+}
+
 /* Long names of the categories and groups; short ones come from dsv4_uc_cat_names. */
 static const struct { const char *name; uint32_t mask; } long_names[] = {
     {"letter", DSV4_UC_MASK_L}, {"mark", DSV4_UC_MASK_M}, {"combiningmark", DSV4_UC_MASK_M},

@@ -41,7 +41,16 @@ extern const size_t dsv4_uc_other_alpha_so_n;
 int dsv4_uc_category(uint32_t cp);          /* DSV4_UC_Cn for unassigned and out of range */
 uint32_t dsv4_uc_fold(uint32_t cp);         /* simple case folding (cp itself when none) */
 int dsv4_uc_is_space(uint32_t cp);          /* White_Space: Oniguruma's \s */
-int dsv4_uc_is_word(uint32_t cp);           /* Alphabetic | M | Nd | Pc | Join_Control: \w */
+/* \w of Rust's regex crate (UTS #18: Alphabetic | M | Nd | Pc | Join_Control), which `tokenizers`
+ * uses for added tokens' single_word. */
+int dsv4_uc_is_word(uint32_t cp);
+/* \w of Oniguruma: the same without Join_Control, plus the Latin-1 fractions and superscript
+ * digits that its ISO-8859-1 ctype table marks as word characters (checked over every code point
+ * against tokenizers 0.23.2). */
+int dsv4_uc_is_onig_word(uint32_t cp);
+/* Every code point whose simple case folding equals fold(cp), cp included: up to max into out;
+ * returns how many. */
+int dsv4_uc_fold_class(uint32_t cp, uint32_t *out, int max);
 /* Category mask of a property name as Oniguruma spells it (L, Lu, Letter, Uppercase_Letter, ...;
  * case, spaces, '_' and '-' ignored); 0 when the name is not a general category. */
 uint32_t dsv4_uc_property_mask(const char *name, size_t len);
