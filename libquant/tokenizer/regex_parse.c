@@ -1,6 +1,7 @@
 /* Regex parser: Oniguruma (Ruby syntax) pattern -> syntax tree, for the subset regex.h lists.
  * Everything outside that subset is refused with the construct and its offset. */
 #include "tokenizer/regex_internal.h"
+#include "tokenizer/regex_parse.h"
 #include "tokenizer/unicode.h"
 #include "tokenizer/utf8.h"
 
@@ -11,17 +12,8 @@
 
 #define MAX_REPEAT 1000
 
-typedef struct {
-    const uint32_t *s;
-    size_t n, i;
-    re_parsed *p;
-    char *why;
-    size_t whylen;
-    int failed;
-} ps;
 
-static void *fail_null(ps *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void *fail_null(ps *x, const char *fmt, ...)
+void *re_fail(ps *x, const char *fmt, ...)
 {
     if (!x->failed) {
         va_list ap;
@@ -33,32 +25,32 @@ static void *fail_null(ps *x, const char *fmt, ...)
     return NULL;
 }
 
-static re_node *node(ps *x, int type)
+re_node *re_new_node(ps *x, int type)
 {
     re_parsed *p = x->p;
     if (p->npool == p->cappool) {
         int cap = p->cappool ? 2 * p->cappool : 64;
         re_node **np = realloc(p->pool, (size_t)cap * sizeof *np);
         if (!np)
-            return fail_null(x, "out of memory");
+            return re_fail(x, "out of memory");
         p->pool = np;
         p->cappool = cap;
     }
     re_node *n = calloc(1, sizeof *n);
     if (!n)
-        return fail_null(x, "out of memory");
+        return re_fail(x, "out of memory");
     n->type = type;
     p->pool[p->npool++] = n;
     return n;
 }
 
-static int add_kid(ps *x, re_node *n, re_node *k)
+int re_add_kid(ps *x, re_node *n, re_node *k)
 {
     if (n->nkids == n->capkids) {
         int cap = n->capkids ? 2 * n->capkids : 4;
         re_node **nk = realloc(n->kids, (size_t)cap * sizeof *nk);
         if (!nk) {
-            fail_null(x, "out of memory");
+            re_fail(x, "out of memory");
             return -1;
         }
         n->kids = nk;
@@ -68,248 +60,17 @@ static int add_kid(ps *x, re_node *n, re_node *k)
     return 0;
 }
 
-static re_class *new_class(ps *x, int *idx)
-{
-    re_parsed *p = x->p;
-    if (p->nclasses == p->capclasses) {
-        int cap = p->capclasses ? 2 * p->capclasses : 8;
-        re_class *nc = realloc(p->classes, (size_t)cap * sizeof *nc);
-        if (!nc)
-            return fail_null(x, "out of memory");
-        p->classes = nc;
-        p->capclasses = cap;
-    }
-    *idx = p->nclasses;
-    re_class *c = &p->classes[p->nclasses++];
-    memset(c, 0, sizeof *c);
-    return c;
-}
-
-static int add_item(ps *x, re_class *c, re_item it)
-{
-    if (c->n == c->cap) {
-        int cap = c->cap ? 2 * c->cap : 8;
-        re_item *ni = realloc(c->items, (size_t)cap * sizeof *ni);
-        if (!ni) {
-            fail_null(x, "out of memory");
-            return -1;
-        }
-        c->items = ni;
-        c->cap = cap;
-    }
-    c->items[c->n++] = it;
-    return 0;
-}
-
-static int hexval(uint32_t c)
-{
-    if (c >= '0' && c <= '9') return (int)(c - '0');
-    if (c >= 'a' && c <= 'f') return (int)(c - 'a' + 10);
-    if (c >= 'A' && c <= 'F') return (int)(c - 'A' + 10);
-    return -1;
-}
-
-/* Parses \p{..} / \P{..} after the 'p' or 'P' (x->i at '{'); fills a class item. */
-static int parse_property(ps *x, int upper, re_item *it)
-{
-    size_t at = x->i - 2;
-    if (x->i >= x->n || x->s[x->i] != '{') {
-        fail_null(x, "\\%c without {name} at offset %zu is not supported", upper ? 'P' : 'p', at);
-        return -1;
-    }
-    x->i++;
-    int neg = upper;
-    if (x->i < x->n && x->s[x->i] == '^') {
-        neg = !neg;
-        x->i++;
-    }
-    char name[64];
-    size_t nl = 0;
-    while (x->i < x->n && x->s[x->i] != '}') {
-        if (x->s[x->i] > 0x7e || nl + 1 >= sizeof name) {
-            fail_null(x, "bad property name at offset %zu", at);
-            return -1;
-        }
-        name[nl++] = (char)x->s[x->i++];
-    }
-    name[nl] = 0;
-    if (x->i >= x->n) {
-        fail_null(x, "unterminated \\p{ at offset %zu", at);
-        return -1;
-    }
-    x->i++;
-    uint32_t m = dsv4_uc_property_mask(name, nl);
-    if (!m) {
-        fail_null(x, "property \\p{%s} at offset %zu is not a Unicode general category "
-                     "(scripts and other properties are not supported)", name, at);
-        return -1;
-    }
-    *it = (re_item){.kind = RC_CAT, .neg = neg, .mask = m};
-    return 0;
-}
-
-/* After a backslash (x->i past it): a single-char escape -> *cp and 0; a class escape -> *it and
- * 1; an anchor (outside classes) -> *anchor and 2; -1 on error. */
-static int parse_escape(ps *x, int in_class, uint32_t *cp, re_item *it, int *anchor)
-{
-    size_t at = x->i - 1;
-    if (x->i >= x->n)
-        return fail_null(x, "pattern ends with a backslash"), -1;
-    uint32_t c = x->s[x->i++];
-    switch (c) {
-    case 't': *cp = 9; return 0;
-    case 'n': *cp = 10; return 0;
-    case 'r': *cp = 13; return 0;
-    case 'f': *cp = 12; return 0;
-    case 'v': *cp = 11; return 0;
-    case 'a': *cp = 7; return 0;
-    case 'e': *cp = 27; return 0;
-    case 'd': case 'D': *it = (re_item){.kind = RC_DIGIT, .neg = c == 'D'}; return 1;
-    case 's': case 'S': *it = (re_item){.kind = RC_SPACE, .neg = c == 'S'}; return 1;
-    case 'w': case 'W': *it = (re_item){.kind = RC_WORD, .neg = c == 'W'}; return 1;
-    case 'h': case 'H': *it = (re_item){.kind = RC_HEX, .neg = c == 'H'}; return 1;
-    case 'p': case 'P': return parse_property(x, c == 'P', it) ? -1 : 1;
-    case 'x': {
-        uint32_t v = 0;
-        if (x->i < x->n && x->s[x->i] == '{') {
-            size_t k = x->i + 1, nd = 0;
-            while (k < x->n && hexval(x->s[k]) >= 0 && nd < 8) v = v * 16 + (uint32_t)hexval(x->s[k++]), nd++;
-            if (k >= x->n || x->s[k] != '}' || nd == 0 || v > 0x10FFFF)
-                return fail_null(x, "bad \\x{...} at offset %zu", at), -1;
-            x->i = k + 1;
-        } else {
-            int nd = 0;
-            while (nd < 2 && x->i < x->n && hexval(x->s[x->i]) >= 0) v = v * 16 + (uint32_t)hexval(x->s[x->i++]), nd++;
-            if (nd == 0)
-                return fail_null(x, "bad \\x at offset %zu", at), -1;
-        }
-        *cp = v;
-        return 0;
-    }
-    case 'u': {
-        uint32_t v = 0;
-        for (int k = 0; k < 4; k++) {
-            if (x->i >= x->n || hexval(x->s[x->i]) < 0)
-                return fail_null(x, "bad \\u at offset %zu (4 hex digits expected)", at), -1;
-            v = v * 16 + (uint32_t)hexval(x->s[x->i++]);
-        }
-        *cp = v;
-        return 0;
-    }
-    case '0': {
-        uint32_t v = 0;
-        for (int k = 0; k < 2 && x->i < x->n && x->s[x->i] >= '0' && x->s[x->i] <= '7'; k++) v = v * 8 + (x->s[x->i++] - '0');
-        *cp = v;
-        return 0;
-    }
-    case 'A': case 'z': case 'Z': case 'b': case 'B':
-        if (in_class)
-            return fail_null(x, "\\%c inside a class at offset %zu is not supported", (char)c, at), -1;
-        *anchor = c == 'A' ? RA_BOS : c == 'z' ? RA_EOS : c == 'Z' ? RA_EOS_NL : c == 'b' ? RA_WORDB : RA_NWORDB;
-        return 2;
-    default:
-        break;
-    }
-    if ((c >= '1' && c <= '9') || c == 'k' || c == 'g')
-        return fail_null(x, "backreference / subexpression call \\%c at offset %zu is not supported", (char)c, at), -1;
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
-        return fail_null(x, "escape \\%c at offset %zu is not supported", (char)c, at), -1;
-    *cp = c; /* escaped punctuation, digits handled above, or a non-ASCII character */
-    return 0;
-}
-
-static re_node *parse_class(ps *x)
-{
-    size_t at = x->i - 1;
-    int idx;
-    re_class *c = new_class(x, &idx);
-    if (!c)
-        return NULL;
-    if (x->i < x->n && x->s[x->i] == '^') {
-        c->neg = 1;
-        x->i++;
-    }
-    if (x->i < x->n && x->s[x->i] == ']')
-        return fail_null(x, "']' first in the class at offset %zu is not supported", at);
-    for (;;) {
-        if (x->i >= x->n)
-            return fail_null(x, "unterminated class at offset %zu", at);
-        uint32_t ch = x->s[x->i];
-        if (ch == ']') {
-            x->i++;
-            break;
-        }
-        if (ch == '[')
-            return fail_null(x, "nested class or POSIX bracket at offset %zu is not supported", x->i);
-        if (ch == '&' && x->i + 1 < x->n && x->s[x->i + 1] == '&')
-            return fail_null(x, "class intersection && at offset %zu is not supported", x->i);
-        uint32_t lo;
-        re_item it;
-        int anchor;
-        x->i++;
-        if (ch == '\\') {
-            int r = parse_escape(x, 1, &lo, &it, &anchor);
-            if (r < 0)
-                return NULL;
-            if (r == 1) {
-                if (add_item(x, c, it))
-                    return NULL;
-                continue;
-            }
-        } else {
-            lo = ch;
-        }
-        uint32_t hi = lo;
-        if (x->i + 1 < x->n && x->s[x->i] == '-' && x->s[x->i + 1] != ']') {
-            size_t rat = x->i;
-            x->i++;
-            uint32_t e = x->s[x->i++];
-            if (e == '[')
-                return fail_null(x, "nested class at offset %zu is not supported", x->i - 1);
-            if (e == '\\') {
-                int r = parse_escape(x, 1, &hi, &it, &anchor);
-                if (r < 0)
-                    return NULL;
-                if (r != 0)
-                    return fail_null(x, "range ending in a class escape at offset %zu", rat);
-            } else {
-                hi = e;
-            }
-            if (hi < lo)
-                return fail_null(x, "empty range at offset %zu", rat);
-        }
-        if (add_item(x, c, (re_item){.kind = RC_RANGE, .lo = lo, .hi = hi}))
-            return NULL;
-    }
-    re_node *n = node(x, RN_CLASS);
-    if (n)
-        n->cls = idx;
-    return n;
-}
-
-static re_node *class_node(ps *x, re_item it)
-{
-    int idx;
-    re_class *c = new_class(x, &idx);
-    if (!c || add_item(x, c, it))
-        return NULL;
-    re_node *n = node(x, RN_CLASS);
-    if (n)
-        n->cls = idx;
-    return n;
-}
-
 static re_node *parse_alt(ps *x, int icase);
 
 static re_node *char_node(ps *x, uint32_t cp, int icase)
 {
-    re_node *n = node(x, RN_CHAR);
+    re_node *n = re_new_node(x, RN_CHAR);
     if (!n)
         return NULL;
     if (icase) {
         for (size_t k = 0; k < dsv4_uc_fold_nmulti; k++)
             if (dsv4_uc_fold_multi[k][0] == cp || dsv4_uc_fold(cp) == dsv4_uc_fold_multi[k][0])
-                return fail_null(x, "case-insensitive U+%04X folds to several characters (not supported)", cp);
+                return re_fail(x, "case-insensitive U+%04X folds to several characters (not supported)", cp);
         n->icase = 1;
         n->c = dsv4_uc_fold(cp);
     } else {
@@ -334,8 +95,8 @@ static re_node *parse_group(ps *x, int icase)
             if (k == ':') {
                 n = body;
             } else {
-                n = node(x, k == '>' ? RN_ATOMIC : RN_LOOK);
-                if (!n || add_kid(x, n, body))
+                n = re_new_node(x, k == '>' ? RN_ATOMIC : RN_LOOK);
+                if (!n || re_add_kid(x, n, body))
                     return NULL;
                 n->kind = k == '!';
             }
@@ -343,15 +104,15 @@ static re_node *parse_group(ps *x, int icase)
             int on = k == 'i';
             x->i += on ? 1 : 2;
             if (x->i >= x->n || x->s[x->i] != ':')
-                return fail_null(x, "group option at offset %zu is not supported (only (?i:...), (?-i:...), (?i))", at);
+                return re_fail(x, "group option at offset %zu is not supported (only (?i:...), (?-i:...), (?i))", at);
             x->i++;
             n = parse_alt(x, on);
             if (!n)
                 return NULL;
         } else if (k == '<' && x->i + 1 < x->n && (x->s[x->i + 1] == '=' || x->s[x->i + 1] == '!')) {
-            return fail_null(x, "lookbehind at offset %zu is not supported", at);
+            return re_fail(x, "lookbehind at offset %zu is not supported", at);
         } else {
-            return fail_null(x, "group (?%c at offset %zu is not supported", k ? (char)k : ' ', at);
+            return re_fail(x, "group (?%c at offset %zu is not supported", k ? (char)k : ' ', at);
         }
     } else {
         n = parse_alt(x, icase);
@@ -359,7 +120,7 @@ static re_node *parse_group(ps *x, int icase)
             return NULL;
     }
     if (x->i >= x->n || x->s[x->i] != ')')
-        return fail_null(x, "unterminated group at offset %zu", at);
+        return re_fail(x, "unterminated group at offset %zu", at);
     x->i++;
     return n;
 }
@@ -422,13 +183,13 @@ static re_node *parse_quantifiers(ps *x, re_node *atom)
         if (!interval)
             x->i++;
         if (quantified)
-            return fail_null(x, "nested quantifier at offset %zu is not supported", at);
+            return re_fail(x, "nested quantifier at offset %zu is not supported", at);
         if (atom->type == RN_ASSERT || atom->type == RN_LOOK)
-            return fail_null(x, "quantified assertion at offset %zu is not supported", at);
+            return re_fail(x, "quantified assertion at offset %zu is not supported", at);
         if ((mx >= 0 && mx < mn) || mn > MAX_REPEAT || mx > MAX_REPEAT)
-            return fail_null(x, "repetition bounds at offset %zu are not supported (0..%d)", at, MAX_REPEAT);
+            return re_fail(x, "repetition bounds at offset %zu are not supported (0..%d)", at, MAX_REPEAT);
         if (mx < 0 && nullable(atom))
-            return fail_null(x, "unbounded repetition of something that can match empty at offset %zu "
+            return re_fail(x, "unbounded repetition of something that can match empty at offset %zu "
                                 "is not supported", at);
         int quant = RQ_GREEDY;
         if (x->i < x->n && x->s[x->i] == '?') {
@@ -436,13 +197,13 @@ static re_node *parse_quantifiers(ps *x, re_node *atom)
             x->i++;
         } else if (x->i < x->n && x->s[x->i] == '+') {
             if (interval)
-                return fail_null(x, "'+' after an interval at offset %zu (a nested quantifier in Ruby "
+                return re_fail(x, "'+' after an interval at offset %zu (a nested quantifier in Ruby "
                                     "syntax) is not supported", x->i);
             quant = RQ_POSSESSIVE;
             x->i++;
         }
-        re_node *r = node(x, RN_REPEAT);
-        if (!r || add_kid(x, r, atom))
+        re_node *r = re_new_node(x, RN_REPEAT);
+        if (!r || re_add_kid(x, r, atom))
             return NULL;
         r->min = mn;
         r->max = mx;
@@ -466,7 +227,7 @@ static int check_fold_runs(ps *x, const re_node *cat)
                 ok = c && c->type == RN_CHAR && c->icase && c->c == f[j];
             }
             if (ok) {
-                fail_null(x, "case-insensitive literal run matches the folding of U+%04X "
+                re_fail(x, "case-insensitive literal run matches the folding of U+%04X "
                              "(multi-character case folding is not supported)", dsv4_uc_fold_multi[k][0]);
                 return -1;
             }
@@ -477,7 +238,7 @@ static int check_fold_runs(ps *x, const re_node *cat)
 
 static re_node *parse_cat(ps *x, int icase)
 {
-    re_node *cat = node(x, RN_CAT);
+    re_node *cat = re_new_node(x, RN_CAT);
     if (!cat)
         return NULL;
     while (x->i < x->n && !x->failed) {
@@ -493,48 +254,48 @@ static re_node *parse_cat(ps *x, int icase)
                 int on = x->s[at + 2] == 'i';
                 x->i = at + (on ? 4 : 5);
                 re_node *rest = parse_alt(x, on); /* (?i) applies to the rest of the group */
-                if (!rest || add_kid(x, cat, rest))
+                if (!rest || re_add_kid(x, cat, rest))
                     return NULL;
                 break;
             }
             a = parse_group(x, icase);
         } else if (c == '[') {
-            a = parse_class(x);
+            a = re_parse_class(x);
             if (a)
                 x->p->classes[a->cls].icase = icase;
         } else if (c == '.') {
-            a = node(x, RN_ANY);
+            a = re_new_node(x, RN_ANY);
         } else if (c == '^' || c == '$') {
-            a = node(x, RN_ASSERT);
+            a = re_new_node(x, RN_ASSERT);
             if (a)
                 a->kind = c == '^' ? RA_BOL : RA_EOL;
         } else if (c == '\\') {
             uint32_t cp;
             re_item it;
             int anchor;
-            int r = parse_escape(x, 0, &cp, &it, &anchor);
+            int r = re_parse_escape(x, 0, &cp, &it, &anchor);
             if (r < 0)
                 return NULL;
             if (r == 0) {
                 a = char_node(x, cp, icase);
             } else if (r == 1) {
-                a = class_node(x, it);
+                a = re_class_node(x, it);
                 if (a)
                     x->p->classes[a->cls].icase = icase;
             } else {
-                a = node(x, RN_ASSERT);
+                a = re_new_node(x, RN_ASSERT);
                 if (a)
                     a->kind = anchor;
             }
         } else if (c == '*' || c == '+' || c == '?') {
-            return fail_null(x, "quantifier '%c' at offset %zu has nothing to repeat", (char)c, at);
+            return re_fail(x, "quantifier '%c' at offset %zu has nothing to repeat", (char)c, at);
         } else {
             a = char_node(x, c, icase);
         }
         if (!a)
             return NULL;
         a = parse_quantifiers(x, a);
-        if (!a || add_kid(x, cat, a))
+        if (!a || re_add_kid(x, cat, a))
             return NULL;
     }
     if (x->failed)
@@ -551,13 +312,13 @@ static re_node *parse_alt(ps *x, int icase)
         return NULL;
     if (x->i >= x->n || x->s[x->i] != '|')
         return first;
-    re_node *alt = node(x, RN_ALT);
-    if (!alt || add_kid(x, alt, first))
+    re_node *alt = re_new_node(x, RN_ALT);
+    if (!alt || re_add_kid(x, alt, first))
         return NULL;
     while (x->i < x->n && x->s[x->i] == '|') {
         x->i++;
         re_node *k = parse_cat(x, icase);
-        if (!k || add_kid(x, alt, k))
+        if (!k || re_add_kid(x, alt, k))
             return NULL;
     }
     return alt;
@@ -575,7 +336,7 @@ int dsv4_re_parse(const char *pattern, size_t len, re_parsed *p, re_node **root,
     ps x = {.s = cps, .n = n, .p = p, .why = why, .whylen = whylen};
     re_node *r = parse_alt(&x, 0);
     if (r && x.i < n)
-        fail_null(&x, "unbalanced ')' at offset %zu", x.i);
+        re_fail(&x, "unbalanced ')' at offset %zu", x.i);
     free(cps);
     if (!r || x.failed)
         return -1;

@@ -8,6 +8,8 @@
 
 static int append(int32_t **v, int *n, const int32_t *ids, int k, int front)
 {
+    if (k == 0)
+        return 0;
     int32_t *nv = realloc(*v, (size_t)(*n + k + 1) * sizeof *nv);
     if (!nv)
         return -1;
