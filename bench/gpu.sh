@@ -20,6 +20,9 @@ log="${1:-/dev/null}"
   echo "## CUDA kernels vs their CPU references (random inputs)"
   "$BUILD/tests/unit" cuda dequant_cpu
   echo
+  echo "## CUDA ops vs CPU ops (kernels/cuda/ops_*.cu against kernels/cpu/ops_*.c, random inputs)"
+  "$BUILD/tests/unit" ops_cuda
+  echo
   echo "## dsv4-inspect --tensor: CUDA dequantization gives the CPU's statistics and checksum"
   for t in layers.1.attn.wq_b.weight layers.3.ffn.experts.7.w1.weight mtp.0.ffn.experts.15.w2.weight; do
     cpu=$("$BUILD/bin/dsv4-inspect" --json --device cpu --tensor "$t" fixtures/dsv4-tiny | grep -v '"device"')
