@@ -25,8 +25,9 @@ static void usage(FILE *f)
           "  --rows N         rows (default all); --offset K: skip K rows first\n"
           "  --len L          predictions per row (a row is L+1 tokens; default: the file's rows, JSONL 512)\n"
           "  --chunk C        tokens per forward call (default: the whole row)\n"
-          "  --generate TEXT  greedy continuation of TEXT (tokenized as tokenizer(TEXT))\n"
-          "  --tokens IDS     greedy continuation of these token ids\n"
+          "  --generate TEXT  greedy continuation of TEXT (tokenized as tokenizer(TEXT)); prints the text\n"
+          "  --tokens IDS     greedy continuation of these token ids; prints the generated ids (--json adds\n"
+          "                   their text when MODEL has a tokenizer)\n"
           "  -n N             tokens to generate (default 32)\n"
           "  --spec           generate by k=1 speculative decoding with the MTP block (same tokens) and\n"
           "                   report drafted / accepted drafts\n"
@@ -195,7 +196,7 @@ static int run_generate(const run_args *a, dsv4_model *m, dsv4_err *e)
                                                             st.drafted ? (double)st.accepted / (double)st.drafted : 0.0));
         print_json(j);
     } else {
-        if (text)
+        if (a->text)
             printf("%s\n", text);
         else
             for (int64_t i = 0; i < a->n; i++)

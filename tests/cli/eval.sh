@@ -65,6 +65,8 @@ pass_if verify_fp8_json_kl_zero json_has "$tmp/fp8.json" '"mean": 0\.0,'
 pass_if verify_fp8_json_ratio_one json_has "$tmp/fp8.json" '"ratio": 1\.0,'
 pass_if verify_fp8_json_mtp json_has "$tmp/fp8.json" '"teacher_forced": \{'
 pass_if verify_no_tty_progress test "$(tr -cd '\r' <"$tmp/fp8.err" | wc -c)" -eq 0
+check verify_jsonl 0 'calib.jsonl: 2 rows x 64 positions' '^EVAL PASS' -- "$V" "$tmp/bf16" --source "$FX" \
+  --eval "$FX/calib.jsonl" --rows 2 --len 64 --device "$DEV" --spec-prompts 0
 
 # ---- damaged artifacts fail their gates (exit 3); the static rules cannot see the damage ----
 cp -r "$tmp/fp8" "$tmp/expert"
@@ -134,6 +136,12 @@ absent quant_bad_gate_writes_nothing "$tmp/b"
 pass_if run_ppl grep -qE '^PPL [0-9]+\.[0-9]+ ± [0-9.]+ \(mean NLL' "$tmp/ppl_src.txt"
 pass_if run_ppl_bf16_equals_source test "$(grep -o '^PPL [0-9.]*' "$tmp/ppl_src.txt")" = \
   "$(grep -o '^PPL [0-9.]*' "$tmp/ppl_bf16.txt")"
+check run_ppl_jsonl 0 'calib.jsonl: 2 rows x 128 positions from row 0 \(256 predictions\)' '^PPL [0-9.]+ ±' \
+  -- "$R" "$FX" --ppl "$FX/calib.jsonl" --rows 2 --len 128 --device "$DEV"
+gen=$("$R" "$FX" --generate "def fibonacci(n):" -n 24 --device "$DEV" 2>"$tmp/gen.err")
+pass_if run_generate test -n "$gen"
+pass_if run_generate_stats grep -q '12 prompt tokens, 24 generated' "$tmp/gen.err"
+check run_generate_spec 0 'drafts accepted' -- "$R" "$FX" --generate "import os" -n 16 --spec --device "$DEV"
 check run_tokens 0 '^[0-9]+(,[0-9]+){11}$' -- "$R" "$FX" --tokens 1,2,3,4,5,6,7,8 -n 12 --device "$DEV"
 greedy=$("$R" "$FX" --tokens 1,2,3,4,5,6,7,8 -n 12 --device "$DEV" 2>/dev/null)
 spec=$("$R" "$FX" --tokens 1,2,3,4,5,6,7,8 -n 12 --device "$DEV" --spec 2>"$tmp/spec.err")

@@ -173,3 +173,35 @@ TEST(eval_data_jsonl_lines)
     CHECK(dsv4_data_load(p, &none, &d, &e) == -1);
     CHECK_STR_CONTAINS(e.msg, "text data needs a tokenizer");
 }
+
+TEST(eval_data_jsonl_tokenized)
+{
+    /* calib.jsonl holds the first 32 calibration rows as text; tokenizer(text) adds the BOS
+     * (add_bos_token), so rows of 513 tokens are exactly [BOS] + each 512-token row */
+    dsv4_st_file st;
+    dsv4_err e;
+    REQUIRE(dsv4_st_open(th_path("fixtures/dsv4-tiny/calib.tokens.safetensors"), &st, &e) == 0);
+    const dsv4_tensor *t = dsv4_st_find(&st, "input_ids");
+    REQUIRE(t && t->shape[1] == 512);
+    const int32_t *raw = (const int32_t *)t->data;
+    dsv4_eval_data d;
+    dsv4_data_opts o = {.len = 512, .offset = 3, .rows = 2, .tokenizer = th_path("fixtures/dsv4-tiny"), .vocab = 1024};
+    REQUIRE(dsv4_data_load(th_path("fixtures/dsv4-tiny/calib.jsonl"), &o, &d, &e) == 0);
+    CHECK(!strcmp(d.kind, "jsonl") && d.avail_rows == 32 && d.rows == 2 && d.len == 512);
+    int same = 1;
+    for (int r = 0; r < 2; r++) {
+        same &= dsv4_data_row(&d, r)[0] == 0;
+        same &= !memcmp(dsv4_data_row(&d, r) + 1, raw + (size_t)(r + 3) * 512, 512 * sizeof(int32_t));
+    }
+    CHECK_MSG(same, "JSONL rows differ from [BOS] + the calibration rows");
+    dsv4_data_free(&d);
+    /* the default length for text is 512; a cap lowers it */
+    dsv4_data_opts c = {.max_len = 100, .max_rows = 4, .tokenizer = th_path("fixtures/dsv4-tiny")};
+    REQUIRE(dsv4_data_load(th_path("fixtures/dsv4-tiny/calib.jsonl"), &c, &d, &e) == 0);
+    CHECK(d.len == 100 && d.rows == 4 && d.avail_rows == 32 * 513 / 101);
+    dsv4_data_free(&d);
+    dsv4_data_opts bad = {.tokenizer = th_path("fixtures/dsv4-tiny/config.json")};
+    CHECK(dsv4_data_load(th_path("fixtures/dsv4-tiny/calib.jsonl"), &bad, &d, &e) == -1);
+    CHECK_STR_CONTAINS(e.msg, "config.json");
+    dsv4_st_close(&st);
+}
