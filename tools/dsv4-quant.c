@@ -19,7 +19,6 @@
 #include "artifact/layout.h"
 #include "eval/after_convert.h"
 #include "eval/report.h"
-#include "gpu.h"
 #include "util/pages.h"
 
 static void usage(FILE *f)
@@ -47,102 +46,6 @@ static void usage(FILE *f)
           "  gate flags (below) override the recipe's `gates:` section, which overrides the defaults\n",
           f);
     dsv4_gates_usage(f);
-}
-
-/* The F32 bytes the CPU runner would hold for the source's weights (FP4 bytes hold two values). */
-static double cpu_weight_bytes(const dsv4_ckpt *c)
-{
-    double n = 0;
-    for (size_t i = 0; i < c->n; i++)
-        n += (double)dsv4_tensor_numel(c->by_name[i]) * (c->by_name[i]->dtype == DSV4_I8 ? 2 : 1);
-    return 4 * n;
-}
-
-typedef struct eval_flags {
-    int no_eval;
-    const char *data, *device;
-    int64_t rows, len, offset, spec_prompts;
-    dsv4_gates flags;
-    int flag_set[DSV4_GATE_COUNT];
-} eval_flags;
-
-/* Sets up the verification after the conversion: gates, data (loaded now, so bad data is refused
- * before anything is written) or the reason the dynamic part is skipped. */
-static int setup_verify(dsv4_after_convert *ac, const char *src, const char *out, const dsv4_ckpt *c,
-                        const dsv4_recipe *r, const eval_flags *ef, int threads, dsv4_tty_progress *prog,
-                        char *why, size_t why_cap, dsv4_err *e)
-{
-    memset(ac, 0, sizeof *ac);
-    ac->source = src;
-    ac->out = out;
-    dsv4_check_opts *co = &ac->co;
-    dsv4_gates_default(&co->gates);
-    dsv4_gates_from_recipe(&co->gates, r);
-    for (int i = 0; i < DSV4_GATE_COUNT; i++)
-        if (ef->flag_set[i]) {
-            co->gates.limit[i] = ef->flags.limit[i];
-            co->gates.origin[i] = ef->flags.origin[i];
-        }
-    char def[4096];
-    snprintf(def, sizeof def, "%s/eval.tokens.safetensors", c->dir);
-    const char *data = ef->data ? ef->data : access(def, R_OK) == 0 ? def : NULL;
-    const char *device = ef->device ? ef->device : "auto";
-    why[0] = 0;
-    if (ef->no_eval) {
-        snprintf(why, why_cap, "--no-eval: the dynamic verification was not asked for");
-    } else if (!data) {
-        snprintf(why, why_cap, "no evaluation data: %s has no eval.tokens.safetensors and --eval-data was not given",
-                 src);
-    } else if (!strcmp(device, "auto") && dsv4_gpu_count() == 0) {
-        double need = cpu_weight_bytes(c), have = (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGE_SIZE);
-        if (need > have / 2)
-            snprintf(why, why_cap, "no GPU, and the CPU runner would hold about %.1f GB of F32 weights, more than "
-                     "half of this machine's %.1f GB; run dsv4-verify --eval on a GPU machine", need / 1e9, have / 1e9);
-    }
-    if (why[0]) {
-        co->skip_reason = why;
-        return 0;
-    }
-    co->eval_data = data;
-    co->data.rows = ef->rows;
-    co->data.len = ef->len;
-    co->data.offset = ef->offset;
-    co->data.max_rows = 4;
-    co->data.max_len = 128;
-    co->ev.device = device;
-    co->ev.threads = threads;
-    co->ev.spec_prompts = ef->spec_prompts;
-    co->ev.progress = dsv4_tty_progress_fn;
-    co->ev.progress_ctx = prog;
-    return dsv4_check_load_data(&ac->ck, src, co, e);
-}
-
-/* One line (or, when something failed, the whole report) about the verification. */
-static void print_verify(const dsv4_after_convert *ac, int quiet)
-{
-    const dsv4_check *ck = &ac->ck;
-    if (ac->exit_code == 0 && quiet)
-        return;
-    if (ac->exit_code != 0) {
-        dsv4_check_print(ck, stdout, 0);
-        return;
-    }
-    size_t passed = 0;
-    for (size_t i = 0; i < ck->v.n_results; i++)
-        passed += ck->v.results[i].status == DSV4_RS_PASS;
-    printf("dsv4-quant: verified %s: %zu rules passed", ac->out, passed);
-    if (ck->eval_state > 0) {
-        const dsv4_kld_stats *s = &ck->r.s;
-        printf("; eval on %lld x %lld positions (%s): PPL %.4f vs %.4f (%+.2f %%), KL %.5f, top-1 %.2f %%", (long long)ck->r.rows,
-               (long long)ck->r.len, ck->r.device, s->ppl, s->ppl_base, 100 * (s->ratio - 1), s->kld_mean,
-               100 * s->same_top);
-        if (ck->r.art.ran && ck->r.src.ran)
-            printf(", MTP acceptance %.2f %% vs %.2f %%", 100 * dsv4_eval_tf_rate(&ck->r.art),
-                   100 * dsv4_eval_tf_rate(&ck->r.src));
-        printf("; every gate passed\n");
-    } else {
-        printf("; dynamic verification skipped: %s\n", ck->skip_reason ? ck->skip_reason : "not asked for");
-    }
 }
 
 static json_t *plan_json(const dsv4_plan *p, const dsv4_recipe *r, int threads)
@@ -227,7 +130,7 @@ int main(int argc, char **argv)
 {
     const char *recipe_path = NULL, *compare = NULL;
     int dry = 0, json = 0, quiet = 0, threads = 0;
-    eval_flags ef;
+    dsv4_after_convert_flags ef;
     memset(&ef, 0, sizeof ef);
     ef.spec_prompts = 2;
     dsv4_gates_default(&ef.flags);
@@ -366,8 +269,7 @@ int main(int argc, char **argv)
         dsv4_tty_progress prog;
         dsv4_tty_progress_init(&prog, "dsv4-quant");
         prog.on = prog.on && !quiet;
-        char why[1024];
-        if (setup_verify(&ac, src, out, &c, &r, &ef, threads, &prog, why, sizeof why, &e)) {
+        if (dsv4_after_convert_setup(&ac, src, out, &c, &r, &ef, threads, dsv4_tty_progress_fn, &prog, &e)) {
             rc = -1;
             goto done;
         }
@@ -388,15 +290,16 @@ int main(int argc, char **argv)
                                   (json_int_t)ac.convert_peak_rss, "verify_peak_rss_bytes",
                                   (json_int_t)dsv4_peak_rss(), "tensors",
                                   (json_int_t)s.tensors, "shards", (json_int_t)s.shards, "bytes",
-                                  (json_int_t)s.out_bytes, "threads", s.threads, "seconds", s.seconds,
+                                  (json_int_t)s.out_bytes, "threads", s.threads, "seconds", s.seconds - ac.seconds,
                                   "inexact_conversions", s.inexact, "verify", ac.report);
+            json_object_set_new(j, "verify_seconds", json_real(ac.seconds));
             json_dumpf(j, stdout, JSON_INDENT(2));
             printf("\n");
             json_decref(j);
         } else if (!quiet) {
             printf("dsv4-quant: wrote %s: %zu tensors, %zu shards, %llu bytes in %.2f s with %d threads, peak "
                    "resident memory %.1f MB (%.1f MB with the verification)\n", out, s.tensors, s.shards,
-                   (unsigned long long)s.out_bytes, s.seconds, s.threads, ac.convert_peak_rss / 1e6,
+                   (unsigned long long)s.out_bytes, s.seconds - ac.seconds, s.threads, ac.convert_peak_rss / 1e6,
                    dsv4_peak_rss() / 1e6);
             for (size_t i = 0; i < inexact; i++) {
                 json_t *x = json_array_get(s.inexact, i);
@@ -407,7 +310,7 @@ int main(int argc, char **argv)
             }
         }
         if (!json)
-            print_verify(&ac, quiet);
+            dsv4_after_convert_print(&ac, stdout, quiet);
         if (rc == DSV4_EXIT_GATE)
             fprintf(stderr, "dsv4-quant: %s was written, but its verification failed (report: %s/%s)\n", out, out,
                     DSV4_VERIFY_REPORT);

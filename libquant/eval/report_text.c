@@ -73,6 +73,8 @@ void dsv4_eval_print(FILE *f, const dsv4_eval_result *r, const dsv4_eval_data *d
         np += x->status == DSV4_GATE_PASS;
         fprintf(f, "  %-8s %-17s %10.4g %-6s %s %g (%s)\n", x->status == DSV4_GATE_PASS ? "pass" : "FAIL", df->key,
                 x->measured, df->unit, df->is_min ? ">=" : "<=", x->limit, g->origin[i]);
+        if (x->status == DSV4_GATE_FAIL && !isfinite(x->measured))
+            fprintf(f, "           %s\n", x->note);
     }
     if (nf) {
         fprintf(f, "EVAL FAIL: %d of %d gates failed (", nf, nf + np);

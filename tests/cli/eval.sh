@@ -109,7 +109,7 @@ check source_missing 2 "source $tmp/nothing: .*no such file" -- "$V" "$tmp/bf16"
   --rows 1 --len 16
 
 # ---- dsv4-quant verifies what it wrote ----
-check quant_verifies 0 "^dsv4-quant: verified $tmp/q: [0-9]+ rules passed; eval on 4 x 128 positions \($DEV\)" \
+check quant_verifies 0 "^dsv4-quant: verified $tmp/q in [0-9.]+ s: [0-9]+ rules passed; eval on 4 x 128 positions \($DEV\)" \
   'every gate passed' -- "$Q" --recipe recipes/fp8.yaml --eval-device "$DEV" --threads 2 "$FX" "$tmp/q"
 pass_if quant_report_inside json_has "$tmp/q/dsv4_verify.json" '"verdict": "pass"'
 pass_if quant_report_names_out json_has "$tmp/q/dsv4_verify.json" "\"artifact\": \"$tmp/q\""
