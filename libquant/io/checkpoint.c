@@ -241,7 +241,8 @@ static int list_shards(const char *dir, char ***out, size_t *n, dsv4_err *e)
         v[k++] = strdup(de->d_name);
     }
     closedir(d);
-    qsort(v, k, sizeof(char *), cmp_str);
+    if (k) /* qsort(NULL, 0, ...) is undefined */
+        qsort(v, k, sizeof(char *), cmp_str);
     *out = v;
     *n = k;
     return 0;

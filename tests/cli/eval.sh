@@ -125,6 +125,11 @@ check quant_verifies 0 "^dsv4-quant: verified $tmp/q in [0-9.]+ s: [0-9]+ rules 
 pass_if quant_report_inside json_has "$tmp/q/dsv4_verify.json" '"verdict": "pass"'
 pass_if quant_report_names_out json_has "$tmp/q/dsv4_verify.json" "\"artifact\": \"$tmp/q\""
 pass_if quant_report_eval_ran json_has "$tmp/q/dsv4_verify.json" '"kl_divergence": \{'
+# dsv4-fixup does not carry dsv4-quant's report over: it describes the artifact before the repair
+check fixup_source_has_report 0 'dynamic verification skipped' -- "$Q" --no-eval --recipe recipes/w4a16.yaml "$FX" "$tmp/w4"
+pass_if fixup_source_report_present test -e "$tmp/w4/dsv4_verify.json"
+check fixup_drops_report 0 '' -- "$B/bin/dsv4-fixup" "$tmp/w4" --to-w4a8 -o "$tmp/w4-fixed" --quiet
+pass_if fixup_report_not_copied test ! -e "$tmp/w4-fixed/dsv4_verify.json"
 check quant_no_eval 0 'dynamic verification skipped: --no-eval' -- "$Q" --no-eval --recipe recipes/bf16.yaml "$FX" "$tmp/n"
 pass_if quant_no_eval_recorded json_has "$tmp/n/dsv4_verify.json" '"status": "skipped"'
 mkdir "$tmp/src" && cp "$FX"/*.json "$FX"/*.safetensors "$tmp/src/" && rm "$tmp/src/eval.tokens.safetensors"
