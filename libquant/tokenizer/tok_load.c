@@ -128,6 +128,13 @@ static int apply_config(dsv4_tok *t, json_t *cfg, int post_null, const char *cfg
         return dsv4_fail(e, "%s: add_bos_token / add_eos_token must be true or false", cfg_path);
     if (!ab && !ae && !post_null)
         return 0; /* transformers keeps tokenizer.json's post_processor */
+    /* transformers 5.17's generic class keeps tokenizer.json's post_processor whatever add_bos_token
+     * says (checked on the GPU machine: the fixture's folder, add_bos_token true and a null
+     * post_processor, gets no BOS); classes such as LlamaTokenizerFast rebuild it from the flags. */
+    json_t *cls = cfg ? json_object_get(cfg, "tokenizer_class") : NULL;
+    if (json_is_string(cls) && (!strcmp(json_string_value(cls), "PreTrainedTokenizerFast") ||
+                                !strcmp(json_string_value(cls), "TokenizersBackend")))
+        return 0;
     free(t->pre_ids);
     free(t->post_ids);
     t->pre_ids = t->post_ids = NULL;

@@ -20,8 +20,10 @@ typedef struct dsv4_tok dsv4_tok;
 
 /* `path`: a tokenizer.json file or a folder holding one. tokenizer_config.json (in the folder, or
  * beside a file named tokenizer.json), when present, names bos_token / eos_token, and its
- * add_bos_token / add_eos_token replace the post-processor as transformers 5 does (so does a null
- * post-processor). Without a config, bos is the template's leading special token, or -1. */
+ * add_bos_token / add_eos_token replace the post-processor as transformers 5 does for classes that
+ * rebuild it (LlamaTokenizerFast; a null post-processor then counts as replaced too); with the
+ * generic tokenizer_class PreTrainedTokenizerFast the file's post-processor is kept, as
+ * transformers 5.17 does. Without a config, bos is the template's leading special token, or -1. */
 int dsv4_tok_load(const char *path, dsv4_tok **out, dsv4_err *e);
 void dsv4_tok_free(dsv4_tok *t);
 

@@ -14,7 +14,10 @@ PREFIX=tok_
 enc() { printf '%s' "$2" | "$B" $1; }
 check encode 0 '^41 70 77 331 323 274 615 258 200 199 476 289 80 80 9 89 311 342 448 19 20 21 22$' \
   -- enc "$FX/tokenizer.json" $'Hello world  \n\tdef foo(x): return 12345'
-check encode_special 0 '^0 41 70 77 331$' -- enc "--special $FX" 'Hello'
+# tokenizer(text) as transformers 5.17 does it: the fixture (PreTrainedTokenizerFast, null
+# post_processor) gets no BOS despite add_bos_token; the DeepSeek-style file's template adds one
+check encode_special 0 '^41 70 77 331$' -- enc "--special $FX" 'Hello'
+check encode_special_template 0 '^0 42 750 329$' -- enc "--special $DS" 'Hello'
 check special_in_text 0 '^66 0 67$' -- enc "$FX" $'a<\xef\xbd\x9cbegin\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>b'
 check decode 0 '^<｜begin▁of▁sentence｜>Hello<｜end▁of▁sentence｜>$' -- sh -c "echo '0 41 70 77 331 1' | $B --decode $FX"
 check decode_skip 0 '^Hello$' -- sh -c "echo '0 41 70 77 331 1' | $B --decode --skip-special $FX"
