@@ -58,6 +58,13 @@ int smem(dsv4_ops *o, const void *fn, size_t bytes, const char *op, dsv4_err *e)
 
 /* Grid sizes for n work items of `per` each (at most 2^31-1 blocks in x). */
 inline unsigned blocks(int64_t n, int64_t per) { return (unsigned)((n + per - 1) / per); }
+/* Threads per block of the element-wise kernels, and their grid (grid-stride loops past 65536 blocks). */
+constexpr int kEltThreads = 256;
+inline unsigned grid_for(int64_t n)
+{
+    unsigned g = blocks(n, kEltThreads);
+    return g > 65536u ? 65536u : (g ? g : 1u);
+}
 
 /* ---- reductions ----------------------------------------------------------------------------- */
 

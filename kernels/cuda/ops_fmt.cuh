@@ -124,40 +124,35 @@ __device__ __forceinline__ uint32_t nibble(const wview &v, int64_t r, int64_t c)
     return (uint32_t)(v.w[r * v.w_row_bytes + (c >> 1)] >> (4 * (c & 1))) & 15u;
 }
 
-template <> struct fmt<DSV4_LW_MXFP4> {
+/* The two FP4 formats differ only in their group scale: MXFP4 e8m0 per 32, NVFP4 e4m3 per 16
+ * divided by the global scale. */
+template <class S> struct fp4_fmt {
     static constexpr int B8 = 4;
-    __device__ static float scale(const wview &v, int64_t r, int64_t c) { return e8m0f(v.s[r * v.s_cols + (c >> 5)]); }
+    __device__ static float scale(const wview &v, int64_t r, int64_t c) { return S::scale(v, r, c); }
     __device__ static float one(const wview &v, int64_t r, int64_t c)
     {
-        return __fmul_rn(e2m1f(nibble(v, r, c)), scale(v, r, c));
+        return __fmul_rn(e2m1f(nibble(v, r, c)), S::scale(v, r, c));
     }
     __device__ static void eight(const wview &v, int64_t r, int64_t c, const uint32_t *raw, float *o)
     {
-        float s = scale(v, r, c);
+        float s = S::scale(v, r, c);
 #pragma unroll
         for (int k = 0; k < 8; k++)
             o[k] = __fmul_rn(e2m1f(raw[0] >> (4 * k)), s);
     }
 };
 
-template <> struct fmt<DSV4_LW_NVFP4> {
-    static constexpr int B8 = 4;
+struct mx_scale {
+    __device__ static float scale(const wview &v, int64_t r, int64_t c) { return e8m0f(v.s[r * v.s_cols + (c >> 5)]); }
+};
+struct nv_scale {
     __device__ static float scale(const wview &v, int64_t r, int64_t c)
     {
         return __fdiv_rn(e4m3f(v.s[r * v.s_cols + (c >> 4)]), v.gscale);
     }
-    __device__ static float one(const wview &v, int64_t r, int64_t c)
-    {
-        return __fmul_rn(e2m1f(nibble(v, r, c)), scale(v, r, c));
-    }
-    __device__ static void eight(const wview &v, int64_t r, int64_t c, const uint32_t *raw, float *o)
-    {
-        float s = scale(v, r, c);
-#pragma unroll
-        for (int k = 0; k < 8; k++)
-            o[k] = __fmul_rn(e2m1f(raw[0] >> (4 * k)), s);
-    }
 };
+template <> struct fmt<DSV4_LW_MXFP4> : fp4_fmt<mx_scale> {};
+template <> struct fmt<DSV4_LW_NVFP4> : fp4_fmt<nv_scale> {};
 
 template <> struct fmt<DSV4_LW_INT4> {
     static constexpr int B8 = 4;

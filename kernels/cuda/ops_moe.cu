@@ -13,13 +13,6 @@
 namespace dsv4cu {
 namespace {
 
-constexpr int kThreads = 256;
-
-inline unsigned grid_for(int64_t n)
-{
-    unsigned g = blocks(n, kThreads);
-    return g > 65536u ? 65536u : (g ? g : 1u);
-}
 
 /* h = silu(min(g, limit)) · clamp(u, ±limit), the host's expression (into g). */
 __global__ void act_kernel(float *g, const float *u, int64_t n, float limit)
@@ -206,16 +199,16 @@ int moe(dsv4_ops *o, const dsv4_moe_args *a, dsv4_err *e)
         const int32_t *dslots = dtok + TK;
         const float *dwts = reinterpret_cast<const float *>(dslots + TK);
         lin_prob *hp = reinterpret_cast<lin_prob *>(host + off), *dp = reinterpret_cast<lin_prob *>(dev + off);
-        gather_kernel<<<grid_for(TK * d), kThreads, 0, stream(o)>>>(a->x, dtok, d, TK * d, xg);
+        gather_kernel<<<grid_for(TK * d), kEltThreads, 0, stream(o)>>>(a->x, dtok, d, TK * d, xg);
         if (launched(e, "moe") ||
             experts_run(o, a->w1, &p, a->E, xg, g, hp, dp, "moe w1", e) ||
             experts_run(o, a->w3, &p, a->E, xg, u, hp + a->E, dp + a->E, "moe w3", e))
             goto out;
-        act_kernel<<<grid_for(TK * inter), kThreads, 0, stream(o)>>>(g, u, TK * inter, a->limit);
+        act_kernel<<<grid_for(TK * inter), kEltThreads, 0, stream(o)>>>(g, u, TK * inter, a->limit);
         if (launched(e, "moe") ||
             experts_run(o, a->w2, &p, a->E, g, yg, hp + 2 * a->E, dp + 2 * a->E, "moe w2", e))
             goto out;
-        scatter_kernel<<<grid_for(a->T * d), kThreads, 0, stream(o)>>>(yg, dslots, dwts, a->K, d, a->T * d, a->out);
+        scatter_kernel<<<grid_for(a->T * d), kEltThreads, 0, stream(o)>>>(yg, dslots, dwts, a->K, d, a->T * d, a->out);
         if (launched(e, "moe"))
             goto out;
     }
@@ -240,7 +233,7 @@ int swiglu(dsv4_ops *o, const dsv4_lin *w1, const dsv4_lin *w3, const dsv4_lin *
     float *u = g ? static_cast<float *>(scratch(o, SCR_WORK4, n, "swiglu", e)) : nullptr;
     if (!u || linear(o, w1, x, T, g, e) || linear(o, w3, x, T, u, e))
         return -1;
-    act_kernel<<<grid_for(T * w1->out), kThreads, 0, stream(o)>>>(g, u, T * w1->out, limit);
+    act_kernel<<<grid_for(T * w1->out), kEltThreads, 0, stream(o)>>>(g, u, T * w1->out, limit);
     if (launched(e, "swiglu"))
         return -1;
     return linear(o, w2, g, T, y, e);

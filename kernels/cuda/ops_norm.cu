@@ -12,13 +12,6 @@
 namespace dsv4cu {
 namespace {
 
-constexpr int kThreads = 256;
-
-inline unsigned grid_for(int64_t n)
-{
-    unsigned g = blocks(n, kThreads);
-    return g > 65536u ? 65536u : (g ? g : 1u);
-}
 
 /* One block per row. */
 __global__ void rmsnorm_kernel(const float *x, int64_t n, const float *w, float eps, float *y)
@@ -145,8 +138,8 @@ int rope(dsv4_ops *o, float *x, int64_t T, int64_t sub, int64_t dim, int64_t rop
                        : nullptr;
     if (!cs)
         return -1;
-    rope_angles<<<blocks(T * half, kThreads), kThreads, 0, stream(o)>>>(dpos, dfreq, T, half, inverse, cs);
-    rope_apply<<<grid_for(T * sub * half), kThreads, 0, stream(o)>>>(x, cs, T, sub, dim, half, dim - rope_dim);
+    rope_angles<<<blocks(T * half, kEltThreads), kEltThreads, 0, stream(o)>>>(dpos, dfreq, T, half, inverse, cs);
+    rope_apply<<<grid_for(T * sub * half), kEltThreads, 0, stream(o)>>>(x, cs, T, sub, dim, half, dim - rope_dim);
     return launched(e, "rope");
 }
 
@@ -154,7 +147,7 @@ int axpy(dsv4_ops *o, float alpha, const float *x, int64_t n, float *y, dsv4_err
 {
     if (n <= 0)
         return 0;
-    axpy_kernel<<<grid_for(n), kThreads, 0, stream(o)>>>(alpha, x, n, y);
+    axpy_kernel<<<grid_for(n), kEltThreads, 0, stream(o)>>>(alpha, x, n, y);
     return launched(e, "axpy");
 }
 
@@ -163,7 +156,7 @@ int add_bcast(dsv4_ops *o, const float *v, int64_t T, int64_t rep, int64_t d, fl
     int64_t n = T * rep * d;
     if (n <= 0)
         return 0;
-    add_bcast_kernel<<<grid_for(n), kThreads, 0, stream(o)>>>(v, rep, d, n, X);
+    add_bcast_kernel<<<grid_for(n), kEltThreads, 0, stream(o)>>>(v, rep, d, n, X);
     return launched(e, "add_bcast");
 }
 
@@ -176,7 +169,7 @@ int score(dsv4_ops *o, float *logits, int64_t T, int64_t E, int score_func, dsv4
     if (score_func == DSV4_SCORE_SOFTMAX)
         score_softmax<<<(unsigned)T, 256, 0, stream(o)>>>(logits, E);
     else
-        score_elem<<<grid_for(T * E), kThreads, 0, stream(o)>>>(logits, T * E, score_func);
+        score_elem<<<grid_for(T * E), kEltThreads, 0, stream(o)>>>(logits, T * E, score_func);
     return launched(e, "score");
 }
 
@@ -206,12 +199,12 @@ int embed(dsv4_ops *o, const dsv4_lin *table, const int32_t *ids, int64_t T, flo
     if (!dids)
         return -1;
     int64_t n = T * table->in;
-    unsigned g = blocks(n, kThreads);
+    unsigned g = blocks(n, kEltThreads);
     g = g > 65536u ? 65536u : g;
     if (table->fmt == DSV4_LW_BF16)
-        embed_kernel<true><<<g, kThreads, 0, stream(o)>>>(table->w, dids, table->in, n, y);
+        embed_kernel<true><<<g, kEltThreads, 0, stream(o)>>>(table->w, dids, table->in, n, y);
     else
-        embed_kernel<false><<<g, kThreads, 0, stream(o)>>>(table->w, dids, table->in, n, y);
+        embed_kernel<false><<<g, kEltThreads, 0, stream(o)>>>(table->w, dids, table->in, n, y);
     return launched(e, "embed");
 }
 
