@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -17,13 +16,7 @@
 #include "io/atomic.h"
 #include "io/st_plan.h"
 #include "io/st_write.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "util/clock.h"
 
 /* Copies every file of checkpoint `c` into the folder `to` (read + write + fsync), as the
  * baseline a conversion is compared with. Returns bytes copied. */
@@ -145,16 +138,16 @@ static void measure(const char *label, const char *base, const dsv4_ckpt *c, con
     dsv4_err e;
     dsv4_convert_opts o = {threads, 0};
     dsv4_convert_stats st;
-    double t0 = now();
+    double t0 = dsv4_now();
     if (dsv4_convert_run(c, p, r, out, &o, &st, &e))
         die(&e);
-    double tc = now() - t0;
+    double tc = dsv4_now() - t0;
     dsv4_convert_stats_free(&st);
     dsv4_rmtree(out);
     mkdir(cp, 0755);
-    t0 = now();
+    t0 = dsv4_now();
     uint64_t copied = copy_files(c, cp);
-    double tcp = now() - t0;
+    double tcp = dsv4_now() - t0;
     dsv4_rmtree(cp);
     uint64_t in = 0;
     for (size_t i = 0; i < c->n_files; i++)

@@ -13,8 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
+#include "util/clock.h"
 
 typedef struct {
     const char *name;
@@ -26,13 +26,6 @@ static const shape shapes[] = {
     {"attn.wq_b  FP8 [32768,1024]", DSV4_QFMT_FP8_BLOCK, 32768, 1024},
     {"experts.w1 FP4 [2048,4096]", DSV4_QFMT_FP4, 2048, 2048},
 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static uint64_t rng = 0x9E3779B97F4A7C15ULL;
 
@@ -49,10 +42,10 @@ static double best_memcpy(uint8_t *dst, const dsv4_qweight *q, int iters)
     size_t nw = (size_t)(q->w_rows * q->w_cols), ns = (size_t)(q->s_rows * q->s_cols);
     double best = 1e30;
     for (int it = -1; it < iters; it++) {
-        double t = now();
+        double t = dsv4_now();
         memcpy(dst, q->w, nw);
         memcpy(dst + nw, q->s, ns);
-        t = now() - t;
+        t = dsv4_now() - t;
         if (it >= 0 && t < best)
             best = t;
     }
@@ -64,12 +57,12 @@ static double best_cpu(const shape *sh, const dsv4_qweight *q, dsv4_dtype out_t,
     double best = 1e30;
     dsv4_err e;
     for (int it = -1; it < iters; it++) {
-        double t = now();
+        double t = dsv4_now();
         if (dsv4_dequant_cpu_mt(sh->fmt, q, out_t, out, threads, &e)) {
             fprintf(stderr, "bench_dequant: %s\n", e.msg);
             exit(1);
         }
-        t = now() - t;
+        t = dsv4_now() - t;
         if (it >= 0 && t < best)
             best = t;
     }

@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "fixup/rewrite.h"
@@ -22,13 +21,7 @@
 #include "io/st_plan.h"
 #include "io/st_write.h"
 #include "verify/vctx.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "util/clock.h"
 
 static void die(const char *what, const dsv4_err *e)
 {
@@ -169,13 +162,13 @@ int main(int argc, char **argv)
     dsv4_rewrite_stats st;
     uint64_t bytes = 0;
     for (int r = 0; r < 3; r++) {
-        double t0 = now();
+        double t0 = dsv4_now();
         repair(art, out, &st);
-        tf[r] = now() - t0;
+        tf[r] = dsv4_now() - t0;
         dsv4_rmtree(out);
-        t0 = now();
+        t0 = dsv4_now();
         bytes = copy_all(art, cp);
-        tc[r] = now() - t0;
+        tc[r] = dsv4_now() - t0;
         dsv4_rmtree(cp);
     }
     dsv4_rmtree(art);

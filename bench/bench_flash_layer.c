@@ -13,23 +13,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "gpu.h"
 #include "runner/runner.h"
+#include "util/clock.h"
 
 static uint64_t rs = 0x9E3779B97F4A7C15ull;
 static uint32_t rnd(void)
 {
     rs ^= rs >> 12, rs ^= rs << 25, rs ^= rs >> 27;
     return (uint32_t)((rs * 2685821657736338717ull) >> 32);
-}
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 static size_t g_bytes;
@@ -143,10 +136,10 @@ int main(int argc, char **argv)
     double bw = 0;
     for (int i = 0; i < 6 && a && b; i++) {
         o->sync(o, &e);
-        double t0 = now();
+        double t0 = dsv4_now();
         o->copy(o, b, a, nb, &e);
         o->sync(o, &e);
-        double t = now() - t0;
+        double t = dsv4_now() - t0;
         if (i && 2.0 * (double)nb / t > bw) bw = 2.0 * (double)nb / t; /* read + write */
     }
     o->free(o, a);
@@ -159,9 +152,9 @@ int main(int argc, char **argv)
     double best_p = 1e30;
     for (int it = 0; it < 4 && !rc; it++) {
         rc = o->copy(o, X, X0, (size_t)(T * hc * d) * sizeof(float), &e) || o->sync(o, &e);
-        double t0 = now();
+        double t0 = dsv4_now();
         rc = rc || dsv4_layer_forward(&m, w, NULL, X, ids, pos, T, NULL, &e) || o->sync(o, &e);
-        if (it && now() - t0 < best_p) best_p = now() - t0;
+        if (it && dsv4_now() - t0 < best_p) best_p = dsv4_now() - t0;
     }
     /* decode: state prefilled with T tokens, then 64 single-token steps */
     dsv4_seq s;
@@ -170,14 +163,14 @@ int main(int argc, char **argv)
     if (!rc && !(rc = dsv4_seq_init(&m, T + steps + 1, T, &s, &e))) {
         rc = o->copy(o, X, X0, (size_t)(T * hc * d) * sizeof(float), &e) ||
              dsv4_layer_forward(&m, w, &s.ls[L], X, ids, pos, T, NULL, &e) || o->sync(o, &e);
-        double t0 = now();
+        double t0 = dsv4_now();
         for (int k = 0; k < steps && !rc; k++) {
             int64_t p = T + k;
             int32_t id = (int32_t)(rnd() % (uint32_t)c->vocab_size);
             rc = dsv4_layer_forward(&m, w, &s.ls[L], X, &id, &p, 1, NULL, &e);
         }
         rc = rc || o->sync(o, &e);
-        dec = (now() - t0) / steps;
+        dec = (dsv4_now() - t0) / steps;
         dsv4_seq_free(&s);
     }
     if (rc) { fprintf(stderr, "bench_flash_layer: %s\n", e.msg); return 1; }

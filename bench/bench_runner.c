@@ -6,18 +6,11 @@
  * Usage: bench_runner [FIXTURE]   (default fixtures/dsv4-tiny) */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 #include "gpu.h"
 #include "io/safetensors.h"
 #include "runner/runner.h"
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
+#include "util/clock.h"
 
 static int run(const char *dir, dsv4_ops *ops, const int32_t *rows, int64_t row_len)
 {
@@ -34,17 +27,17 @@ static int run(const char *dir, dsv4_ops *ops, const int32_t *rows, int64_t row_
     double best_p = 1e30, best_d = 1e30;
     int rc = 0;
     for (int it = 0; it < 4 && !rc; it++) {
-        double t0 = now();
+        double t0 = dsv4_now();
         for (int r = 0; r < 4 && !rc; r++) {
             dsv4_seq_reset(&s);
             rc = dsv4_forward(&s, rows + r * row_len, 512, lg, NULL, &e);
         }
-        double t1 = now();
+        double t1 = dsv4_now();
         dsv4_seq_reset(&s);
         rc = rc || dsv4_forward(&s, rows, 64, lg, NULL, &e);
-        double t2 = now();
+        double t2 = dsv4_now();
         for (int p = 64; p < 320 && !rc; p++) rc = dsv4_forward(&s, rows + p, 1, lg, NULL, &e);
-        double t3 = now();
+        double t3 = dsv4_now();
         if (it > 0) { /* the first run is the warm-up */
             best_p = t1 - t0 < best_p ? t1 - t0 : best_p;
             best_d = t3 - t2 < best_d ? t3 - t2 : best_d;

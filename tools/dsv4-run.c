@@ -7,11 +7,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "eval/ppl.h"
 #include "eval/report.h"
 #include "tokenizer/tokenizer.h"
+#include "util/clock.h"
 
 static void usage(FILE *f)
 {
@@ -34,13 +34,6 @@ static void usage(FILE *f)
           "  --device D       auto (GPU when there is one, the default), cpu or cuda; --threads N: CPU threads\n"
           "  --json           print the result as JSON\n",
           f);
-}
-
-static double now(void)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
 static int parse_ids(const char *s, int32_t **out, size_t *n, dsv4_err *e)
@@ -103,9 +96,9 @@ static int run_ppl(const run_args *a, dsv4_model *m, dsv4_err *e)
     dsv4_tty_progress prog;
     dsv4_tty_progress_init(&prog, "dsv4-run");
     dsv4_nll_acc acc = {0};
-    double t0 = now();
+    double t0 = dsv4_now();
     int rc = dsv4_ppl_run(m, &d, a->chunk, dsv4_tty_progress_fn, &prog, &acc, e);
-    double dt = now() - t0;
+    double dt = dsv4_now() - t0;
     dsv4_tty_progress_end(&prog);
     if (rc == 0) {
         double ppl, unc, mean, se;
@@ -171,11 +164,11 @@ static int run_generate(const run_args *a, dsv4_model *m, dsv4_err *e)
         goto out;
     out = malloc((size_t)a->n * sizeof *out);
     dsv4_spec_stats st = {0};
-    double t0 = now();
+    double t0 = dsv4_now();
     int grc = !out ? dsv4_fail_rt(e, "out of memory")
               : a->spec ? dsv4_generate_spec(&s, prompt, (int64_t)P, a->n, out, &st, e)
                         : dsv4_generate_greedy(&s, prompt, (int64_t)P, a->n, out, e);
-    double dt = now() - t0;
+    double dt = dsv4_now() - t0;
     dsv4_seq_free(&s);
     if (grc)
         goto out;

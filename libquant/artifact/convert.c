@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "artifact/convert_job.h"
@@ -14,6 +13,7 @@
 #include "io/st_write.h"
 #include "util/pages.h"
 #include "util/workers.h"
+#include "util/clock.h"
 
 const char *const dsv4_carried_files[] = {"tokenizer.json",          "tokenizer_config.json",
                                           "generation_config.json",  "special_tokens_map.json",
@@ -49,15 +49,8 @@ typedef struct pool {
     dsv4_err err;               /* the first failure */
     json_t *inexact;
     pthread_mutex_t mu;
-    struct timespec t0;
+    double t0;             /* dsv4_now() at the start */
 } pool;
-
-static double since(const struct timespec *t0)
-{
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)(t.tv_sec - t0->tv_sec) + 1e-9 * (double)(t.tv_nsec - t0->tv_nsec);
-}
 
 static void report_job(pool *P, const dsv4_plan_job *j, const dsv4_job_report *rep)
 {
@@ -70,7 +63,7 @@ static void report_job(pool *P, const dsv4_plan_job *j, const dsv4_job_report *r
                                                     dsv4_job_kind_name(j->kind), "values",
                                                     (json_int_t)rep->inexact, "max_abs_err", rep->max_abs_err));
     if (P->progress && (P->done % 64 == 0 || P->done == P->p->n)) {
-        double s = since(&P->t0);
+        double s = dsv4_now() - P->t0;
         fprintf(stderr, "\rdsv4-quant: %zu/%zu jobs, %.2f GB written, %.2f GB/s   ", P->done, P->p->n,
                 (double)P->bytes_done / 1e9, s > 0 ? (double)P->bytes_done / 1e9 / s : 0.0);
         if (P->done == P->p->n)
@@ -203,7 +196,7 @@ int dsv4_convert_run_hooked(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4
         goto fail_plan;
     pool P = {.src = src, .p = p, .r = r, .first_out = first, .progress = o && o->progress, .inexact = json_array()};
     pthread_mutex_init(&P.mu, NULL);
-    clock_gettime(CLOCK_MONOTONIC, &P.t0);
+    P.t0 = dsv4_now();
     dsv4_st_write_opts wo = {.before_commit = before_commit, .before_commit_ctx = hook_ctx};
     if (dsv4_st_writer_open(&P.w, &sp, out, &wo, e)) {
         json_decref(P.inexact);
@@ -236,7 +229,7 @@ int dsv4_convert_run_hooked(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4
     st->shards = sp.n_shards;
     st->out_bytes = sp.total_bytes;
     st->threads = threads;
-    st->seconds = since(&P.t0);
+    st->seconds = dsv4_now() - P.t0;
     st->inexact = P.inexact;
     pthread_mutex_destroy(&P.mu);
     dsv4_st_plan_free(&sp);

@@ -4,13 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "eval/report.h"
 #include "gpu.h"
 #include "io/atomic.h"
 #include "util/pages.h"
+#include "util/clock.h"
 
 /* The F32 bytes the CPU runner would hold for the source's weights (FP4 bytes hold two values). */
 static double cpu_weight_bytes(const dsv4_ckpt *c)
@@ -101,8 +101,7 @@ int dsv4_after_convert_hook(void *ctx, const char *tmp_dir, dsv4_err *e)
 {
     dsv4_after_convert *a = ctx;
     a->convert_peak_rss = dsv4_peak_rss();
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = dsv4_now();
     dsv4_check_opts co = a->co;
     co.report_name = a->out;
     if (dsv4_check_run(&a->ck, tmp_dir, a->source, &co, e))
@@ -127,8 +126,7 @@ int dsv4_after_convert_hook(void *ctx, const char *tmp_dir, dsv4_err *e)
     }
     free(buf);
     free(s);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    a->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    a->seconds = dsv4_now() - t0;
     return rc;
 }
 

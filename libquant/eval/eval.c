@@ -7,9 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "eval/eval_internal.h"
+#include "util/clock.h"
 
 double dsv4_eval_tf_rate(const dsv4_eval_mtp *m)
 {
@@ -208,8 +208,7 @@ int dsv4_eval_run(const char *artifact, const char *source, const dsv4_eval_data
                   dsv4_eval_result *r, dsv4_err *e)
 {
     memset(r, 0, sizeof *r);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = dsv4_now();
     ev_ctx c;
     memset(&c, 0, sizeof c);
     c.d = d;
@@ -291,8 +290,7 @@ out:
     free(c.pos);
     dsv4_kld_free(&acc);
     dsv4_ops_release(c.ops);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    r->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    r->seconds = dsv4_now() - t0;
     if (rc)
         dsv4_eval_result_free(r);
     return rc;
