@@ -72,18 +72,14 @@ int rf_golden_rope(const char *which, float *out, int cap)
     return n;
 }
 
-double rf_nll(const float *logits, int64_t V, int32_t target)
+double rf_max_diff(const float *a, const float *ref, int64_t n, double *max_abs_diff, double *max_abs_ref)
 {
-    double m = -INFINITY, z = 0;
-    for (int64_t i = 0; i < V; i++) m = logits[i] > m ? logits[i] : m;
-    for (int64_t i = 0; i < V; i++) z += exp((double)logits[i] - m);
-    return -((double)logits[target] - m - log(z));
-}
-
-int32_t rf_argmax(const float *v, int64_t n)
-{
-    int64_t b = 0;
-    for (int64_t i = 1; i < n; i++)
-        if (v[i] > v[b]) b = i;
-    return (int32_t)b;
+    double md = 0, mx = 0;
+    for (int64_t i = 0; i < n; i++) {
+        md = fmax(md, fabs((double)a[i] - ref[i]));
+        mx = fmax(mx, fabs((double)ref[i]));
+    }
+    if (max_abs_diff) *max_abs_diff = md;
+    if (max_abs_ref) *max_abs_ref = mx;
+    return mx > 0 ? md / mx : md;
 }

@@ -25,8 +25,8 @@ void rf_close(rf_fixture *f);
 double rf_golden_num(const char *key);
 /* golden.json's rope_inv_freq table ("main" or "compress") into out[n]; returns n read. */
 int rf_golden_rope(const char *which, float *out, int cap);
-/* -log softmax(logits)[target] in double. */
-double rf_nll(const float *logits, int64_t V, int32_t target);
-int32_t rf_argmax(const float *v, int64_t n);
+/* Largest |a - ref| over n values and largest |ref|; returns their ratio (the difference itself
+ * when ref is all zero). Either output pointer may be NULL. */
+double rf_max_diff(const float *a, const float *ref, int64_t n, double *max_abs_diff, double *max_abs_ref);
 
 #endif

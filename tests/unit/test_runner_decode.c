@@ -6,18 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/metrics.h"
 #include "harness.h"
 #include "runner_fixture.h"
-
-static double max_rel(const float *a, const float *b, int64_t n)
-{
-    double md = 0, mx = 0;
-    for (int64_t i = 0; i < n; i++) {
-        md = fmax(md, fabs((double)a[i] - b[i]));
-        mx = fmax(mx, fabs((double)b[i]));
-    }
-    return mx > 0 ? md / mx : md;
-}
 
 TEST(runner_decode_equals_prefill)
 {
@@ -37,7 +28,7 @@ TEST(runner_decode_equals_prefill)
         int64_t T = P - p < 7 ? P - p : 7;
         CHECK(dsv4_forward(&b, row + p, T, dec + p * V, NULL, &e) == 0);
     }
-    double r = max_rel(dec, pre, P * V);
+    double r = rf_max_diff(dec, pre, P * V, NULL, NULL);
     printf("unit: decode vs prefill, 300 positions: max |diff| / max |logit| = %.3g\n", r);
     CHECK_MSG(r <= 1e-5, "decode logits differ from prefill: %.3g", r);
     dsv4_seq_free(&a);
@@ -68,7 +59,7 @@ TEST(runner_rewind_restores_state)
     CHECK(dsv4_seq_rewind(&b, 255, 0, &e) == 0);
     CHECK(dsv4_forward(&a, row + 255, 4, ref, NULL, &e) == 0);
     CHECK(dsv4_forward(&b, row + 255, 4, got, NULL, &e) == 0);
-    double r = max_rel(got, ref, 4 * V);
+    double r = rf_max_diff(got, ref, 4 * V, NULL, NULL);
     printf("unit: rewind of 4 tokens across a CSA/HCA block boundary: max relative logit diff %.3g\n", r);
     CHECK_MSG(r <= 1e-5, "logits after rewind differ: %.3g", r);
     CHECK(dsv4_seq_rewind(&b, 250, 0, &e) != 0); /* 9 back > max_chunk 4 */
@@ -109,7 +100,7 @@ TEST(runner_greedy_and_speculative_match_transformers)
             CHECK_MSG(0, "%s", e.msg);
             break;
         }
-        for (int64_t q = P + 1; q < L; q++, accn++) acc += rf_argmax(ml + (q - 2) * V, V) == g[q];
+        for (int64_t q = P + 1; q < L; q++, accn++) acc += dsv4_log_softmax_row(ml + (q - 2) * V, V).argmax == g[q];
     }
     double a = (double)acc / (double)accn, ga = rf_golden_num("mtp_accept_greedy_gen");
     printf("unit: greedy: %lld/16 rows equal transformers'; speculative k=1: %lld/16 rows equal greedy, %lld of %lld "

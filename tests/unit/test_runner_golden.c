@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eval/metrics.h"
 #include "harness.h"
 #include "runner_fixture.h"
 
@@ -43,19 +44,17 @@ static void eval_rows(int r0, int r1, int mtp)
         dsv4_seq_reset(&s);
         if (dsv4_forward(&s, row, L, lg, mtp ? H : NULL, &e)) { CHECK_MSG(0, "%s", e.msg); break; }
         for (int64_t p = 0; p < L; p++) {
-            double nl = rf_nll(lg + p * V, V, row[p + 1]), g = f.nll[r * 512 + p];
+            dsv4_lsm ls = dsv4_log_softmax_row(lg + p * V, V);
+            double nl = ls.lse - lg[p * V + row[p + 1]], g = f.nll[r * 512 + p];
             sum += nl;
             gsum += g;
             maxd = fmax(maxd, fabs(nl - g));
-            top[p] = rf_argmax(lg + p * V, V);
+            top[p] = (int32_t)ls.argmax;
             n++;
         }
         if (r == 0) { /* logits_row0_pos0_31 */
-            double md = 0, mx = 0;
-            for (int64_t i = 0; i < 32 * V; i++) {
-                md = fmax(md, fabs((double)lg[i] - f.logits0[i]));
-                mx = fmax(mx, fabs((double)f.logits0[i]));
-            }
+            double md, mx;
+            rf_max_diff(lg, f.logits0, 32 * V, &md, &mx);
             printf("unit: runner logits row 0 pos 0..31: max |diff| %.3g, max |logit| %.3g, relative %.3g\n", md, mx, md / mx);
             CHECK_MSG(md <= 1e-3 * mx, "logits differ: max |diff| %.4g > 1e-3 x %.4g", md, mx);
         }
@@ -65,11 +64,12 @@ static void eval_rows(int r0, int r1, int mtp)
             if (dsv4_mtp_forward(&s, H + p * sd, row + p + 1, T, ml + p * V, &e)) { CHECK_MSG(0, "%s", e.msg); goto done; }
         }
         for (int64_t p = 0; p + 1 < L; p++) {
-            double nl = rf_nll(ml + p * V, V, row[p + 2]), g = f.nll_mtp[r * 511 + p];
+            dsv4_lsm ls = dsv4_log_softmax_row(ml + p * V, V);
+            double nl = ls.lse - ml[p * V + row[p + 2]], g = f.nll_mtp[r * 511 + p];
             msum += nl;
             mmaxd = fmax(mmaxd, fabs(nl - g));
             mn++;
-            acc += rf_argmax(ml + p * V, V) == top[p + 1];
+            acc += ls.argmax == top[p + 1];
             accn++;
         }
     }

@@ -13,16 +13,7 @@
 #include "harness.h"
 #include "io/safetensors.h"
 #include "runner/runner.h"
-
-static double rel(const float *a, const float *b, int64_t n)
-{
-    double md = 0, mx = 0;
-    for (int64_t i = 0; i < n; i++) {
-        md = fmax(md, fabs((double)a[i] - b[i]));
-        mx = fmax(mx, fabs((double)b[i]));
-    }
-    return mx > 0 ? md / mx : md;
-}
+#include "runner_fixture.h"
 
 static void run_case(const char *name)
 {
@@ -46,13 +37,13 @@ static void run_case(const char *name)
     dsv4_seq s;
     REQUIRE(lg && dl && dsv4_seq_init(&m, N, N, &s, &e) == 0);
     CHECK(dsv4_forward(&s, ids, N, lg, NULL, &e) == 0);
-    double rp = rel(lg, (const float *)tp->data, N * V);
+    double rp = rf_max_diff(lg, (const float *)tp->data, N * V, NULL, NULL);
     /* decode: P tokens, then one per call; row 0 is position P-1 (the prefill's last) */
     dsv4_seq_reset(&s);
     CHECK(dsv4_forward(&s, ids, P, lg, NULL, &e) == 0);
     memcpy(dl, lg + (P - 1) * V, (size_t)V * sizeof(float));
     for (int64_t p = P; p < N - 1; p++) CHECK(dsv4_forward(&s, ids + p, 1, dl + (p - P + 1) * V, NULL, &e) == 0);
-    double rd = rel(dl, (const float *)td->data, (N - P) * V);
+    double rd = rf_max_diff(dl, (const float *)td->data, (N - P) * V, NULL, NULL);
     printf("unit: %s (%d layers, hc %lld, N %lld): prefill logits vs transformers %.3g relative, cached decode %.3g\n",
            name, m.cfg.n_layers, (long long)m.cfg.hc_mult, (long long)N, rp, rd);
     CHECK_MSG(rp <= 1e-4, "%s: prefill logits differ from transformers by %.3g of the largest", name, rp);
