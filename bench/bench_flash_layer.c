@@ -120,12 +120,14 @@ int main(int argc, char **argv)
     if (!rc && (!(A->q_norm = vec(o, q, 1, 0, &e)) || !(A->kv_norm = vec(o, D, 1, 0, &e)) ||
                 !(A->sink = vec(o, H, 0, 0, &e)) || !(A->c_ape = vec(o, 4 * 2 * D, 0, 0.1f, &e)) ||
                 !(A->c_norm = vec(o, D, 1, 0, &e)) || !(A->i_ape = vec(o, 4 * 2 * Di, 0, 0.1f, &e)) ||
-                !(A->i_norm = vec(o, Di, 1, 0, &e)) || !(F->gate_bias = vec(o, E, 0, 0.01f, &e)) ||
+                !(A->i_norm = vec(o, Di, 1, 0, &e)) || 
                 !(w->attn_norm = vec(o, d, 1, 0, &e)) || !(w->ffn_norm = vec(o, d, 1, 0, &e)) ||
                 !(w->hc_attn_fn = vec(o, mix * hc * d, 0, 1e-3f, &e)) || !(w->hc_attn_base = vec(o, mix, 0, 0.1f, &e)) ||
                 !(w->hc_attn_scale = vec(o, 3, 1, 0, &e)) || !(w->hc_ffn_fn = vec(o, mix * hc * d, 0, 1e-3f, &e)) ||
                 !(w->hc_ffn_base = vec(o, mix, 0, 0.1f, &e)) || !(w->hc_ffn_scale = vec(o, 3, 1, 0, &e))))
         rc = -1;
+    if (!rc && !(F->gate_bias = malloc((size_t)E * sizeof(float)))) rc = dsv4_fail_rt(&e, "out of memory");
+    for (int64_t x = 0; !rc && x < E; x++) F->gate_bias[x] = 0.01f * (((float)(rnd() % 2001) - 1000.0f) / 1000.0f);
     if (rc) { fprintf(stderr, "bench_flash_layer: %s\n", e.msg); return 1; }
     double expert_bytes = bytes_of(F4, I, d) * 2 + bytes_of(F4, d, I), shared = bytes_of(F8, I, d) * 2 + bytes_of(F8, d, I);
     double hc_bytes = 2.0 * (double)(mix * hc * d) * 4;

@@ -27,15 +27,9 @@ static int route(const dsv4_model *m, const dsv4_layer_w *w, const float *s, con
 {
     const dsv4_config *c = &m->cfg;
     int64_t E = c->n_routed_experts, K = c->n_activated_experts;
-    float *bias = NULL, *biased = malloc((size_t)E * sizeof(float));
+    const float *bias = w->ffn.gate_bias;
+    float *biased = malloc((size_t)E * sizeof(float));
     if (!biased) return dsv4_fail_rt(e, "out of memory");
-    if (!w->ffn.tid2eid) {
-        if (!(bias = malloc((size_t)E * sizeof(float))) ||
-            m->ops->download(m->ops, bias, w->ffn.gate_bias, (size_t)E * sizeof(float), e)) {
-            free(bias); free(biased);
-            return bias ? -1 : dsv4_fail_rt(e, "out of memory");
-        }
-    }
     for (int64_t t = 0; t < T; t++) {
         const float *st = s + t * E;
         int32_t *it = idx + t * K;
@@ -54,7 +48,6 @@ static int route(const dsv4_model *m, const dsv4_layer_w *w, const float *s, con
         for (int64_t k = 0; k < K; k++) sum += st[it[k]];
         for (int64_t k = 0; k < K; k++) wts[t * K + k] = st[it[k]] / (sum + 1e-20f) * (float)c->route_scale;
     }
-    free(bias);
     free(biased);
     return 0;
 }

@@ -5,9 +5,9 @@
  *
  * The source is opened once (dsv4_wsrc_open); weights are then loaded one layer at a time into a
  * backend (kernels/ops.h), so a caller that walks the layers (calibration) holds one layer, and
- * the runner that keeps them all loads each once. Small tensors (norms, hc_*, sinks, ape, gate
- * bias) become F32 arrays in backend memory; tid2eid stays a host int32 array (routing is on the
- * host). */
+ * the runner that keeps them all loads each once. Small tensors (norms, hc_*, sinks, ape) become
+ * F32 arrays in backend memory; the router's tid2eid (int32) and gate bias (float) stay in host
+ * memory, because routing runs on the host. */
 #ifndef DSV4_RUNNER_WEIGHTS_H
 #define DSV4_RUNNER_WEIGHTS_H
 
@@ -74,7 +74,7 @@ typedef struct dsv4_attn_w {
 
 typedef struct dsv4_ffn_w {
     dsv4_lin gate;                               /* [E, d], F32 */
-    float *gate_bias;                            /* [E] or NULL (hash layers) */
+    float *gate_bias;                            /* host [E] or NULL (hash layers) */
     int32_t *tid2eid;                            /* host [vocab, K] or NULL */
     dsv4_lin sh_w1, sh_w3, sh_w2;
     dsv4_lin *w1, *w3, *w2;                      /* [E] each */

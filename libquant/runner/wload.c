@@ -1,7 +1,8 @@
 /* Loading one decoder layer, one MTP block or the global tensors into a compute backend
  * (runner/weights.h): every tensor of spec/dsv4_architecture.md §2.2-2.4, its shape derived from
  * the config, linears through ops->lin_load, float vectors through ops->alloc + ops->upload,
- * tid2eid into host int32 with its expert ids range-checked. A failed load frees what it loaded. */
+ * tid2eid into host int32 with its expert ids range-checked and the router bias into host floats
+ * (routing runs on the host). A failed load frees what it loaded. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,26 +43,36 @@ static int lin(ld *L, const char *suffix, int64_t out, int64_t in, int how, dsv4
     return 0;
 }
 
-/* A float tensor of shape [d0] (d1 == 0) or [d0, d1] into backend memory. */
-static int vec(ld *L, const char *suffix, int64_t d0, int64_t d1, float **dst)
+/* A float tensor of shape [d0] (d1 == 0) or [d0, d1] into host memory (malloc'ed). */
+static int host_vec(ld *L, const char *suffix, int64_t d0, int64_t d1, float **dst)
 {
     char name[160];
     snprintf(name, sizeof name, "%s%s", L->pre, suffix);
     int64_t dims[2] = {d0, d1};
-    size_t n = (size_t)(d0 * (d1 ? d1 : 1)) * sizeof(float);
-    float *h = malloc(n);
+    float *h = malloc((size_t)(d0 * (d1 ? d1 : 1)) * sizeof(float));
     if (!h)
         return dsv4_fail_rt(L->e, "out of memory reading %s", name);
     if (dsv4_wsrc_f32_dims(L->s, name, d1 ? 2 : 1, dims, h, L->e)) {
         free(h);
         return -1;
     }
+    *dst = h;
+    return 0;
+}
+
+/* The same tensor into backend memory. */
+static int vec(ld *L, const char *suffix, int64_t d0, int64_t d1, float **dst)
+{
+    size_t n = (size_t)(d0 * (d1 ? d1 : 1)) * sizeof(float);
+    float *h;
+    if (host_vec(L, suffix, d0, d1, &h))
+        return -1;
     float *d = L->o->alloc(L->o, n, L->e);
     if (!d || L->o->upload(L->o, d, h, n, L->e)) {
         if (d)
             L->o->free(L->o, d);
         free(h);
-        return dsv4_wrap(L->e, "%s: uploading '%s'", dsv4_wsrc_path(L->s), name);
+        return dsv4_wrap(L->e, "%s: uploading '%s%s'", dsv4_wsrc_path(L->s), L->pre, suffix);
     }
     free(h);
     *dst = d;
@@ -142,7 +153,7 @@ static int load_ffn(ld *L, const dsv4_config *c, int is_hash, dsv4_ffn_w *f)
     int64_t d = c->hidden_size, E = c->n_routed_experts, I = c->moe_inter_dim, Is = I * c->n_shared_experts;
     if (lin(L, "ffn.gate", E, d, AS_F32, &f->gate))
         return -1;
-    if (is_hash ? tid2eid(L, c, &f->tid2eid) : vec(L, "ffn.gate.bias", E, 0, &f->gate_bias))
+    if (is_hash ? tid2eid(L, c, &f->tid2eid) : host_vec(L, "ffn.gate.bias", E, 0, &f->gate_bias))
         return -1;
     if (Is && (lin(L, "ffn.shared_experts.w1", Is, d, AS_STORED, &f->sh_w1) ||
                lin(L, "ffn.shared_experts.w3", Is, d, AS_STORED, &f->sh_w3) ||

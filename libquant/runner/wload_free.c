@@ -39,7 +39,7 @@ void dsv4_layer_w_free(dsv4_ops *o, dsv4_layer_w *w)
     for (size_t i = 0; i < sizeof lins / sizeof lins[0]; i++)
         free_lin(o, lins[i]);
     float **vecs[] = {&a->q_norm, &a->kv_norm, &a->sink, &a->c_ape, &a->c_norm, &a->i_ape, &a->i_norm,
-                      &w->ffn.gate_bias, &w->attn_norm, &w->ffn_norm, &w->hc_attn_fn, &w->hc_attn_base,
+                      &w->attn_norm, &w->ffn_norm, &w->hc_attn_fn, &w->hc_attn_base,
                       &w->hc_attn_scale, &w->hc_ffn_fn, &w->hc_ffn_base, &w->hc_ffn_scale, &w->enorm,
                       &w->hnorm, &w->norm, &w->hc_head_fn, &w->hc_head_base, &w->hc_head_scale};
     for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
@@ -48,6 +48,7 @@ void dsv4_layer_w_free(dsv4_ops *o, dsv4_layer_w *w)
     free_experts(o, &w->ffn.w3, w->ffn.n_experts);
     free_experts(o, &w->ffn.w2, w->ffn.n_experts);
     free(w->ffn.tid2eid);
+    free(w->ffn.gate_bias);
     memset(w, 0, sizeof *w);
 }
 

@@ -44,7 +44,8 @@ static size_t check_vecs(const dsv4_ckpt *ck, const wl_vec *v, size_t n, unsigne
         CHECK_MSG(!memcmp(x, v[i].v, (size_t)v[i].n * sizeof *x), "%s: values differ", v[i].name);
         free(x);
         wl_mark(ck, used, v[i].name);
-        bytes += (size_t)v[i].n * sizeof(float);
+        if (!v[i].host)
+            bytes += (size_t)v[i].n * sizeof(float);
     }
     return bytes;
 }

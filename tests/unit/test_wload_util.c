@@ -200,14 +200,16 @@ size_t wl_layer_lins(const dsv4_config *c, const dsv4_layer_w *w, wl_lin *out, s
     return k;
 }
 
-#define ADD_VEC(nm, p, count)                                                                          \
+#define ADD_VEC_AT(nm, p, count, on_host)                                                              \
     do {                                                                                                 \
         if ((p) && k < cap) {                                                                             \
             snprintf(out[k].name, sizeof out[k].name, "%s%s", pre, nm);                                  \
             out[k].v = (p);                                                                              \
+            out[k].host = (on_host);                                                                     \
             out[k++].n = (count);                                                                        \
         }                                                                                                \
     } while (0)
+#define ADD_VEC(nm, p, count) ADD_VEC_AT(nm, p, count, 0)
 
 size_t wl_layer_vecs(const dsv4_config *c, const dsv4_layer_w *w, wl_vec *out, size_t cap)
 {
@@ -232,7 +234,7 @@ size_t wl_layer_vecs(const dsv4_config *c, const dsv4_layer_w *w, wl_vec *out, s
     ADD_VEC("attn.compressor.norm.weight", a->c_norm, hd);
     ADD_VEC("attn.indexer.compressor.ape", a->i_ape, ratio * 2 * ihd);
     ADD_VEC("attn.indexer.compressor.norm.weight", a->i_norm, ihd);
-    ADD_VEC("ffn.gate.bias", w->ffn.gate_bias, c->n_routed_experts);
+    ADD_VEC_AT("ffn.gate.bias", w->ffn.gate_bias, c->n_routed_experts, 1);
     ADD_VEC("enorm.weight", w->enorm, d);
     ADD_VEC("hnorm.weight", w->hnorm, d);
     ADD_VEC("norm.weight", w->norm, d);

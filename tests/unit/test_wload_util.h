@@ -32,6 +32,7 @@ typedef struct wl_vec {
     char name[160];
     const float *v;
     int64_t n;
+    int host;          /* held in host memory (the router's bias), not counted in the backend bytes */
 } wl_vec;
 
 /* Every linear / float vector a loaded layer (or the globals) holds, with its canonical name. */
