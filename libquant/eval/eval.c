@@ -147,8 +147,8 @@ static int logits_pass(ev_ctx *c, dsv4_kld_acc *acc, dsv4_err *e)
                 const float *qa = c->a.logits + t * V, *qs = c->s.logits + t * V;
                 if (dsv4_kld_add(acc, qa, qs, V, row[p0 + t + 1], e))
                     return dsv4_wrap(e, "%s: row %lld", c->d->path, (long long)(r + c->d->offset));
-                c->a.amax[r * L + p0 + t] = (int32_t)dsv4_log_softmax_row(qa, V).argmax;
-                c->s.amax[r * L + p0 + t] = (int32_t)dsv4_log_softmax_row(qs, V).argmax;
+                c->a.amax[r * L + p0 + t] = (int32_t)acc->top_q; /* the pass above found them */
+                c->s.amax[r * L + p0 + t] = (int32_t)acc->top_base;
             }
         }
         ev_progress(c->o, "logits", r + 1, c->d->rows);

@@ -124,6 +124,8 @@ int dsv4_kld_add(dsv4_kld_acc *a, const float *q, const float *base, int64_t voc
     }
     a->sum_kld += kl;
     a->sum_kld2 += kl * kl;
+    a->top_q = lq.argmax;
+    a->top_base = lb.argmax;
     if (lq.argmax == lb.argmax)
         a->n_same_top++;
     double dp = exp(-nll) - exp(-nllb);

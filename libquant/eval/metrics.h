@@ -57,6 +57,7 @@ typedef struct dsv4_kld_acc {
     double sum_kld, sum_kld2;
     double sum_dp, sum_dp2, sum_dp4;
     int64_t n_same_top, count;
+    int64_t top_q, top_base;     /* argmax of q and of base in the position added last */
     float *kld, *dp;             /* per position, for the percentiles */
     size_t cap;
 } dsv4_kld_acc;
@@ -64,7 +65,7 @@ typedef struct dsv4_kld_acc {
 void dsv4_kld_init(dsv4_kld_acc *a);
 void dsv4_kld_free(dsv4_kld_acc *a);
 /* Adds one position: q and base are the two models' logits [vocab] for the same input, target the
- * correct next token. Fails (code 2) on a target out of range, (code 1) out of memory. */
+ * correct next token; top_q / top_base receive their argmaxes. Fails (code 2) on a target out of range, (code 1) out of memory. */
 int dsv4_kld_add(dsv4_kld_acc *a, const float *q, const float *base, int64_t vocab, int32_t target, dsv4_err *e);
 
 /* Percentiles reported for KL and Δp (fractions); DSV4_KLD_NPCT of them. */
