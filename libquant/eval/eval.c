@@ -181,7 +181,7 @@ static int mtp_teacher_forced(ev_ctx *c, ev_side *sd, dsv4_err *e)
             rc = dsv4_mtp_forward(&s, H + p0 * w, row + p0 + 1, T, sd->logits, e);
             for (int64_t t = 0; t < T && !rc; t++) {
                 int64_t p = p0 + t;
-                sd->mtp->tf_accepted += dsv4_log_softmax_row(sd->logits + t * V, V).argmax == sd->amax[r * L + p + 1];
+                sd->mtp->tf_accepted += dsv4_argmax(sd->logits + t * V, V) == sd->amax[r * L + p + 1];
                 sd->mtp->tf_total++;
             }
         }

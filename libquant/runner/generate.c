@@ -6,7 +6,7 @@
 
 #include "runner/runner.h"
 
-static int32_t argmax(const float *v, int64_t n)
+int32_t dsv4_argmax(const float *v, int64_t n)
 {
     int64_t b = 0;
     for (int64_t i = 1; i < n; i++)
@@ -41,7 +41,7 @@ int dsv4_generate_greedy(dsv4_seq *s, const int32_t *prompt, int64_t P, int64_t 
     dsv4_seq_reset(s);
     int rc = prefill(s, prompt, P, L, NULL, e);
     for (int64_t i = 0; i < n && !rc; i++) {
-        out[i] = argmax(L, V);
+        out[i] = dsv4_argmax(L, V);
         if (i + 1 < n) rc = dsv4_forward(s, &out[i], 1, L, NULL, e);
     }
     free(L);
@@ -63,7 +63,7 @@ int dsv4_generate_spec(dsv4_seq *s, const int32_t *prompt, int64_t P, int64_t n,
     dsv4_seq_reset(s);
     if (prefill(s, prompt, P, L, H, e)) goto out;
     int64_t k = 0;
-    int32_t last = out[k++] = argmax(L, V);
+    int32_t last = out[k++] = dsv4_argmax(L, V);
     /* MTP over the prompt: position i gets (H_i, t_{i+1}); the last one drafts t_{P+1}. */
     memcpy(nx, prompt + 1, (size_t)(P - 1) * sizeof(int32_t));
     nx[P - 1] = last;
@@ -71,28 +71,28 @@ int dsv4_generate_spec(dsv4_seq *s, const int32_t *prompt, int64_t P, int64_t n,
         int64_t T = P - p < s->max_chunk ? P - p : s->max_chunk;
         if (dsv4_mtp_forward(s, H + p * sd, nx + p, T, L, e)) goto out;
     }
-    int32_t draft = argmax(L + ((P - 1) % s->max_chunk) * V, V); /* last row of the last MTP chunk */
+    int32_t draft = dsv4_argmax(L + ((P - 1) % s->max_chunk) * V, V); /* last row of the last MTP chunk */
     while (k < n) {
         int64_t Lpos = s->len;
         int32_t pair[2] = {last, draft};
         if (dsv4_forward(s, pair, 2, L, H, e)) goto out;
         st->main_calls++;
         st->drafted++;
-        int32_t x = argmax(L, V);
+        int32_t x = dsv4_argmax(L, V);
         if (x == draft) {
             st->accepted++;
-            int32_t bonus = argmax(L + V, V);
+            int32_t bonus = dsv4_argmax(L + V, V);
             out[k++] = draft;
             if (k < n) out[k++] = bonus;
             int32_t nn[2] = {draft, bonus};
             if (dsv4_mtp_forward(s, H, nn, 2, L, e)) goto out;
-            draft = argmax(L + V, V);
+            draft = dsv4_argmax(L + V, V);
             last = bonus;
         } else {
             out[k++] = x;
             if (dsv4_seq_rewind(s, Lpos + 1, s->mtp_len, e)) goto out;
             if (dsv4_mtp_forward(s, H, &x, 1, L, e)) goto out;
-            draft = argmax(L, V);
+            draft = dsv4_argmax(L, V);
             last = x;
         }
     }

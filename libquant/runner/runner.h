@@ -127,6 +127,9 @@ int dsv4_mtp_forward(dsv4_seq *s, const float *H, const int32_t *next_ids, int64
 
 /* ---- generation (runner/generate.c) --------------------------------------------------------- */
 
+/* Index of the largest of v[n] (the first on ties, as torch.argmax): the greedy token. */
+int32_t dsv4_argmax(const float *v, int64_t n);
+
 /* Greedy: prefills prompt[P] into an empty sequence, then appends n argmax tokens one at a time;
  * out[n] receives them. */
 int dsv4_generate_greedy(dsv4_seq *s, const int32_t *prompt, int64_t P, int64_t n, int32_t *out, dsv4_err *e);
