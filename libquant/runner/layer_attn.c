@@ -81,11 +81,8 @@ int dsv4_attn_forward(const dsv4_model *m, const dsv4_layer_w *w, dsv4_layer_sta
     const int64_t *kvpos = pos;
     int64_t nwin = T;
     if (st) {
-        for (int64_t t = 0; t < T; t++) {
-            int64_t slot = pos[t] % st->cap;
-            if (o->copy(o, st->ring + slot * D, b.kv + t * D, (size_t)D * sizeof(float), e)) goto out;
-            st->ring_pos[slot] = pos[t];
-        }
+        if (dsv4_ring_put(o, st->ring, st->cap, D, pos[0], T, b.kv, e)) goto out;
+        for (int64_t t = 0; t < T; t++) st->ring_pos[pos[t] % st->cap] = pos[t];
         kv = st->ring;
         kvpos = st->ring_pos;
         nwin = st->cap;

@@ -31,26 +31,13 @@ static int finish(const dsv4_model *m, const dsv4_cmp_w *w, float *ent, int64_t 
     return rc;
 }
 
-/* Copies the raw rows of positions [p0, p0 + n) out of the ring into dst (rows of W floats). */
-static int gather(dsv4_ops *o, const float *ring, int64_t cap, int64_t W, int64_t p0, int64_t n, float *dst,
-                  dsv4_err *e)
-{
-    for (int64_t i = 0; i < n; i++)
-        if (o->copy(o, dst + i * W, ring + ((p0 + i) % cap) * W, (size_t)W * sizeof(float), e)) return -1;
-    return 0;
-}
-
 static int stateful(const dsv4_model *m, const dsv4_cmp_w *w, const float *a, const float *b, const int64_t *pos,
                     int64_t T, dsv4_cmp_state *st, dsv4_err *e)
 {
     dsv4_ops *o = m->ops;
     int64_t W = st->C * st->Dc, r = w->ratio, cap = st->cap;
-    for (int64_t t = 0; t < T; t++) {
-        int64_t slot = pos[t] % cap;
-        if (o->copy(o, st->ra + slot * W, a + t * W, (size_t)W * sizeof(float), e) ||
-            o->copy(o, st->rb + slot * W, b + t * W, (size_t)W * sizeof(float), e))
-            return -1;
-    }
+    if (dsv4_ring_put(o, st->ra, cap, W, pos[0], T, a, e) || dsv4_ring_put(o, st->rb, cap, W, pos[0], T, b, e))
+        return -1;
     int64_t want = (pos[T - 1] + 1) / r;
     if (want > st->max_entries)
         return dsv4_fail(e, "compressor: %lld entries exceed the state's capacity %lld (max_len too small)",
@@ -62,8 +49,8 @@ static int stateful(const dsv4_model *m, const dsv4_cmp_w *w, const float *a, co
     int rc = 0;
     for (int64_t x = st->n_ent; x < want && !rc; x++) {
         int prev = w->overlap && x > 0;
-        rc = gather(o, st->ra, cap, W, x * r, r, ca, e) || gather(o, st->rb, cap, W, x * r, r, cb, e) ||
-             (prev && (gather(o, st->ra, cap, W, (x - 1) * r, r, pa, e) || gather(o, st->rb, cap, W, (x - 1) * r, r, pb, e)));
+        rc = dsv4_ring_get(o, st->ra, cap, W, x * r, r, ca, e) || dsv4_ring_get(o, st->rb, cap, W, x * r, r, cb, e) ||
+             (prev && (dsv4_ring_get(o, st->ra, cap, W, (x - 1) * r, r, pa, e) || dsv4_ring_get(o, st->rb, cap, W, (x - 1) * r, r, pb, e)));
         if (rc) break;
         dsv4_pool_args pl = {.a = ca, .b = cb, .prev_a = prev ? pa : NULL, .prev_b = prev ? pb : NULL, .ape = w->ape,
                              .n_win = 1, .ratio = r, .Dc = w->Dc, .overlap = w->overlap, .out = st->ent + x * w->Dc};

@@ -9,6 +9,14 @@
 float *dsv4_scratch(dsv4_ops *o, int64_t n, dsv4_err *e);
 void dsv4_scratch_free(dsv4_ops *o, float *p);
 
+/* Rows of W floats in a ring of cap slots indexed by position (slot = position % cap), for
+ * positions [p0, p0 + n) (n <= cap): put copies src into the ring, get copies the ring out to dst;
+ * one backend copy, or two where the range wraps. */
+int dsv4_ring_put(dsv4_ops *o, float *ring, int64_t cap, int64_t W, int64_t p0, int64_t n, const float *src,
+                  dsv4_err *e);
+int dsv4_ring_get(dsv4_ops *o, const float *ring, int64_t cap, int64_t W, int64_t p0, int64_t n, float *dst,
+                  dsv4_err *e);
+
 /* One compressor (the attention's or the indexer's) on the T new tokens y [T, d] at positions pos:
  * projections in fp32, softmax pooling per block of `ratio` (overlapping when overlap), RMSNorm,
  * RoPE at the block's first position (compress table). Stateless (st NULL, pos[0] == 0): the
