@@ -140,6 +140,58 @@ typedef struct dsv4_moe_args {
     float *out;              /* [T, d] */
 } dsv4_moe_args;
 
+/* GPTQ (spec/formats_algorithms.md §4.3–§4.8; the quantizer arithmetic is kernels/gptq_math.h).
+ * One weight W [N, K] with its Hessian H [K, K], both fp32 in backend memory:
+ *  1. H is read from its upper triangle (row-major, H[i][j] for i <= j; what hess_acc writes).
+ *  2. Act order (static or group): perm = columns by diag(H) descending, STABLE (ties keep the
+ *     lower column first); W and H are permuted.
+ *  3. Dead columns (diag(H) == 0): H[c][c] = 1 and W[:, c] = 0.
+ *  4. damp = damp_frac · mean(diag H) added to the diagonal; Cholesky of H in fp64, inverse, the
+ *     upper Cholesky factor U of H⁻¹ (H⁻¹ = UᵀU), rounded to fp32. When a factorization fails,
+ *     damp_frac is raised by 0.01 and retried while it is <= 1 (a.attempts counts the tries);
+ *     past that the op falls back to U = I (round-to-nearest) and sets a.rtn_fallback.
+ *  5. Scales. recompute == 0 (llm-compressor): every group's scale is chosen up front by the
+ *     observer from the original W — in original column order for actorder NONE/STATIC (group
+ *     g = columns [g·group, (g+1)·group), a permuted column looks its group up), in permuted order
+ *     for GROUP (group g = permuted columns [g·group, ...), g_idx[c] = the group of original
+ *     column c). recompute == 1 (IST-DASLab's default): a group's scale is chosen by the observer
+ *     when the column loop reaches the group's first (permuted) column, from the current,
+ *     error-updated values of the group's columns (in-block updates included); with actorder
+ *     STATIC this is refused (its groups are not contiguous in the loop's order).
+ *  6. Column loop in blocks of `block` columns with lazy updates (§4.4): q = fake_quant(w),
+ *     e = (w - q) / U[c][c], W1[:, c+1:i2] -= e ⊗ U[c, c+1:i2]; W[:, i2:] -= Err1 · U[i1:i2, i2:].
+ *     loss = Σ (w - q)² / U[c][c]² / 2 over rows and columns.
+ *  7. Outputs in ORIGINAL column order: q[N, K] one byte per element (INT4: the integer in
+ *     [-8, 7] as int8; NVFP4: the 4-bit E2M1 code), scale [N, K/group] (INT4: BF16 bits; NVFP4:
+ *     e4m3 codes), g_idx [K] (HOST int32, GROUP only; NULL otherwise). W is overwritten with the
+ *     fake-quantized values (original order); H is destroyed. */
+typedef enum dsv4_gptq_fmt { DSV4_GPTQ_INT4 = 0, DSV4_GPTQ_NVFP4 } dsv4_gptq_fmt;
+typedef enum dsv4_actorder { DSV4_ACTORDER_NONE = 0, DSV4_ACTORDER_STATIC, DSV4_ACTORDER_GROUP } dsv4_actorder;
+typedef enum dsv4_observer { DSV4_OBSERVER_MINMAX = 0, DSV4_OBSERVER_MSE } dsv4_observer;
+
+typedef struct dsv4_gptq_args {
+    float *W;                /* [N, K] in, fake-quantized values out */
+    float *H;                /* [K, K] upper triangle in; destroyed */
+    int64_t N, K;
+    dsv4_gptq_fmt fmt;
+    int group;               /* INT4: 32, 64 or 128 (K % group == 0); NVFP4: 16 */
+    float gscale;            /* NVFP4 global scale (the fused pair's, computed by the caller) */
+    int block;               /* columns per lazy block (128; a multiple of group) */
+    double damp_frac;        /* 0.01 */
+    dsv4_actorder actorder;
+    dsv4_observer observer;
+    int recompute;           /* see 5. */
+    uint8_t *q;              /* out [N, K] */
+    void *scale;             /* out [N, K/group]: uint16 BF16 bits (INT4) or uint8 e4m3 (NVFP4) */
+    int32_t *g_idx;          /* out, HOST [K] (GROUP), else NULL */
+    /* report (host) */
+    double loss;             /* Σ (w - q)² / d² / 2 */
+    double damp_used;        /* the damp_frac the factorization succeeded with */
+    int attempts;            /* factorizations tried */
+    int rtn_fallback;        /* 1 when every damping failed and U = I was used */
+    int64_t dead;            /* dead columns */
+} dsv4_gptq_args;
+
 /* ------------------------------------------------------------------------------------------ */
 
 typedef struct dsv4_ops dsv4_ops;
@@ -201,6 +253,18 @@ struct dsv4_ops {
     int (*add_bcast)(dsv4_ops *o, const float *v, int64_t T, int64_t rep, int64_t d, float *X, dsv4_err *e);
     /* Routing scores: s[T, E] = score_func(logits) (sqrt(softplus), sigmoid or softmax), in place. */
     int (*score)(dsv4_ops *o, float *logits, int64_t T, int64_t E, int score_func, dsv4_err *e);
+
+    /* ---- calibration (GPTQ, issue 6) ---- */
+    /* Running Hessian: with n the rows seen so far (*n, updated), H = n/(n+rows)·H +
+     * 2/(n+rows)·XᵀX over X = rows × cols with row stride ld (>= cols) floats; only the upper
+     * triangle of H [cols, cols] (row-major, i <= j) is written. rows == 0 is a no-op. */
+    int (*hess_acc)(dsv4_ops *o, const float *x, int64_t rows, int64_t cols, int64_t ld, float *H, double *n,
+                    dsv4_err *e);
+    /* GPTQ of one weight (dsv4_gptq_args above). */
+    int (*gptq)(dsv4_ops *o, dsv4_gptq_args *a, dsv4_err *e);
+    /* Expert activation (the middle of swiglu): h[i] = silu(min(g[i], limit)) · clamp(u[i], ±limit)
+     * for n elements (h may alias g). */
+    int (*swiglu_act)(dsv4_ops *o, const float *g, const float *u, int64_t n, float limit, float *h, dsv4_err *e);
 };
 
 /* The host backend (always available). nthreads <= 0: one per core. */

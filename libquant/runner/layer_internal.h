@@ -40,11 +40,17 @@ int dsv4_attn_forward(const dsv4_model *m, const dsv4_layer_w *w, dsv4_layer_sta
 int dsv4_ffn_forward(const dsv4_model *m, const dsv4_layer_w *w, const float *y, const int32_t *ids, int64_t T,
                      const dsv4_taps *taps, float *out, dsv4_err *e);
 
-/* Calls the tap when there is one. */
+/* 1 when the taps ask for a site. */
+static inline int dsv4_tap_wants(const dsv4_taps *t, dsv4_tap_site site)
+{
+    return t && t->fn && (!t->sites || (t->sites & DSV4_TAP_BIT(site)));
+}
+
+/* Calls the tap when there is one and it wants the site. */
 static inline int dsv4_tap(const dsv4_taps *t, int layer, dsv4_tap_site site, int expert, const float *x,
                            int64_t rows, int64_t cols, dsv4_err *e)
 {
-    return t && t->fn ? t->fn(t->ud, layer, site, expert, x, rows, cols, e) : 0;
+    return dsv4_tap_wants(t, site) ? t->fn(t->ud, layer, site, expert, x, rows, cols, e) : 0;
 }
 
 #endif

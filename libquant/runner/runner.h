@@ -80,26 +80,37 @@ int dsv4_seq_rewind(dsv4_seq *s, int64_t new_len, int64_t mtp_new_len, dsv4_err 
 /* ---- forward -------------------------------------------------------------------------------- */
 
 /* Where calibration taps the activations entering a linear (issue 6). `x` is backend memory,
- * rows × cols; for routed experts, `expert` is the expert id and the rows are the tokens routed
- * to it, in token order; otherwise expert = -1. */
+ * rows × cols with row stride cols; `expert` is the routed expert id for the expert sites
+ * (DSV4_TAP_EXPERT_ALL for the one EXPERT_IN call that carries every token) and -1 otherwise. */
 typedef enum dsv4_tap_site {
     DSV4_TAP_ATTN_IN,    /* normed layer input: wq_a, wkv, compressor, indexer weights_proj */
     DSV4_TAP_Q_LORA,     /* q_norm(wq_a x): wq_b, indexer.wq_b */
-    DSV4_TAP_WO_A,       /* per group input of wo_a: rows = T·o_groups, cols = in per group */
+    DSV4_TAP_WO_A,       /* per group input of wo_a: rows = T·o_groups (row t·G + g is group g's
+                            input for token t), cols = in per group */
     DSV4_TAP_WO_B,       /* wo_b input */
     DSV4_TAP_FFN_IN,     /* normed MoE input: gate, shared w1/w3 */
-    /* The three expert sites below are declared for calibration (issue 6) and not emitted yet:
-     * the MoE op gathers the tokens of each expert inside the backend. */
-    DSV4_TAP_SHARED_W2,  /* shared expert's hidden */
-    DSV4_TAP_EXPERT_IN,  /* routed expert e's tokens: w1/w3 */
-    DSV4_TAP_EXPERT_W2,  /* routed expert e's hidden, before its routing weight */
+    DSV4_TAP_SHARED_W2,  /* the shared expert's hidden, silu(min(w1 x, limit))·clamp(w3 x, ±limit): [T, inter] */
+    DSV4_TAP_EXPERT_IN,  /* routed expert e's input rows (w1/w3): the tokens routed to e, in token
+                            order (not emitted when none are), or every token once, expert =
+                            DSV4_TAP_EXPERT_ALL, when some expert's mode is DSV4_TAP_ALL_TOKENS */
+    DSV4_TAP_EXPERT_W2,  /* routed expert e's hidden (w2's input), before its routing weight, for
+                            the same rows as its EXPERT_IN */
     DSV4_TAP_COUNT
 } dsv4_tap_site;
+
+#define DSV4_TAP_EXPERT_ALL (-2)
+#define DSV4_TAP_BIT(site) (1u << (site))
+
+/* What the expert sites carry for one routed expert. The layer's output always uses the real
+ * routing; these modes only steer what is tapped. */
+enum { DSV4_TAP_ROUTED = 0, DSV4_TAP_ALL_TOKENS = 1, DSV4_TAP_SKIP = 2 };
 
 typedef struct dsv4_taps {
     void *ud;
     int (*fn)(void *ud, int layer, dsv4_tap_site site, int expert, const float *x, int64_t rows,
               int64_t cols, dsv4_err *e);
+    unsigned sites;              /* DSV4_TAP_BIT mask of the sites to emit; 0 = every site */
+    const uint8_t *expert_mode;  /* [n_routed_experts] DSV4_TAP_ROUTED / ALL_TOKENS / SKIP; NULL = all routed */
 } dsv4_taps;
 
 /* One decoder layer: X [T, hc, d] (backend) in place, for tokens ids[T] (host) at positions
