@@ -1,9 +1,12 @@
 /* The CUDA backend of kernels/ops.h: the table, its context (a stream on the current device, the
  * scratch slots), memory (stream-ordered pool allocations, zero-filled), copies, and the weights
  * (lin_load uploads the packed bytes as they are; the GEMM kernels read them). The ops themselves
- * live in ops_linear.cu, ops_norm.cu, ops_hc.cu, ops_attn.cu, ops_pool.cu, ops_index.cu and
- * ops_moe.cu. */
+ * live in ops_linear.cu, ops_norm.cu, ops_hc.cu, ops_attn.cu, ops_pool.cu, ops_index.cu,
+ * ops_moe.cu, and the calibration ops in ops_hess.cu and ops_gptq*.cu (cuBLAS / cuSOLVER loaded at
+ * run time by cuda_libs.cu). */
 #include "ops_cuda.cuh"
+#include "cuda_libs.h"
+#include "ops_gptq.cuh"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -152,6 +155,7 @@ void release(dsv4_ops *o)
     ctx *c = C(o);
     if (c) {
         cudaStreamSynchronize(c->st);
+        calib_release(c);
         for (int i = 0; i < SCR_COUNT; i++)
             if (c->scr[i])
                 cudaFreeAsync(c->scr[i], c->st);
@@ -224,5 +228,7 @@ extern "C" dsv4_ops *dsv4_ops_cuda(dsv4_err *e)
     o->axpy = axpy;
     o->add_bcast = add_bcast;
     o->score = score;
+    o->hess_acc = hess_acc;
+    o->gptq = gptq;
     return o;
 }

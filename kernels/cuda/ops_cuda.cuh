@@ -39,6 +39,7 @@ struct ctx {
     size_t smem_optin;          /* largest dynamic shared memory a block may opt in to */
     void *scr[SCR_COUNT];
     size_t scr_n[SCR_COUNT];
+    void *calib;                /* calibration ops' state (cuda_libs.cu calib_get), made on first use */
 };
 
 inline ctx *C(dsv4_ops *o) { return static_cast<ctx *>(o->ctx); }
