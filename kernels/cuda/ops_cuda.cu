@@ -224,5 +224,6 @@ extern "C" dsv4_ops *dsv4_ops_cuda(dsv4_err *e)
     o->axpy = axpy;
     o->add_bcast = add_bcast;
     o->score = score;
+    o->swiglu_act = swiglu_act;
     return o;
 }
