@@ -75,6 +75,7 @@ static dsv4_ops cpu_ops_proto = {
     .axpy = dsv4_cpu_axpy,
     .add_bcast = dsv4_cpu_add_bcast,
     .score = dsv4_cpu_score,
+    .swiglu_act = dsv4_cpu_swiglu_act,
 };
 
 dsv4_ops *dsv4_ops_cpu(int nthreads)

@@ -26,6 +26,7 @@ int dsv4_cpu_indexer(dsv4_ops *o, const dsv4_index_args *a, dsv4_err *e);
 int dsv4_cpu_moe(dsv4_ops *o, const dsv4_moe_args *a, dsv4_err *e);
 int dsv4_cpu_swiglu(dsv4_ops *o, const dsv4_lin *w1, const dsv4_lin *w3, const dsv4_lin *w2, const float *x,
                     int64_t T, float limit, float *y, dsv4_err *e);
+int dsv4_cpu_swiglu_act(dsv4_ops *o, const float *g, const float *u, int64_t n, float limit, float *h, dsv4_err *e);
 int dsv4_cpu_axpy(dsv4_ops *o, float alpha, const float *x, int64_t n, float *y, dsv4_err *e);
 int dsv4_cpu_add_bcast(dsv4_ops *o, const float *v, int64_t T, int64_t rep, int64_t d, float *X, dsv4_err *e);
 int dsv4_cpu_score(dsv4_ops *o, float *logits, int64_t T, int64_t E, int score_func, dsv4_err *e);

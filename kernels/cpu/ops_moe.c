@@ -1,7 +1,7 @@
 /* Host MoE (spec §3.4, transformers' DeepseekV4Experts / MLP): routed experts over the tokens
  * routed to each (gathered, one GEMM per expert), SwiGLU with the gate clamped from above and the
  * up projection clamped both ways, the routing weight applied to the expert output, accumulated;
- * and the shared expert. */
+ * and the shared expert; the activation alone (swiglu_act) for the calibration taps. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +15,12 @@ static void swiglu_act(const float *g, const float *u, int64_t n, float limit, f
         float uv = u[i] > limit ? limit : (u[i] < -limit ? -limit : u[i]);
         h[i] = gv / (1.0f + expf(-gv)) * uv;
     }
+}
+
+int dsv4_cpu_swiglu_act(dsv4_ops *o, const float *g, const float *u, int64_t n, float limit, float *h, dsv4_err *e)
+{
+    swiglu_act(g, u, n, limit, h);
+    return 0;
 }
 
 /* y[T, d] = w2(act(w1 x, w3 x)) with scratch for the two [T, inter] projections. */

@@ -228,6 +228,7 @@ extern "C" dsv4_ops *dsv4_ops_cuda(dsv4_err *e)
     o->axpy = axpy;
     o->add_bcast = add_bcast;
     o->score = score;
+    o->swiglu_act = swiglu_act;
     o->hess_acc = hess_acc;
     o->gptq = gptq;
     return o;

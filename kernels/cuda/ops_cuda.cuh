@@ -156,6 +156,7 @@ int indexer(dsv4_ops *o, const dsv4_index_args *a, dsv4_err *e);
 int moe(dsv4_ops *o, const dsv4_moe_args *a, dsv4_err *e);
 int swiglu(dsv4_ops *o, const dsv4_lin *w1, const dsv4_lin *w3, const dsv4_lin *w2, const float *x, int64_t T,
            float limit, float *y, dsv4_err *e);
+int swiglu_act(dsv4_ops *o, const float *g, const float *u, int64_t n, float limit, float *h, dsv4_err *e);
 
 } // namespace dsv4cu
 

@@ -3,7 +3,8 @@
  * pair order, as the host op does), the tokens are gathered into one [T·K, d] batch, w1 and w3
  * run as one batched dequant-GEMM over the active experts each (grid z = expert), then the SwiGLU
  * with the clamps, w2 the same way, and each token accumulates its experts' outputs times their
- * weights in the host's order (expert ascending), so the scatter has no races and no atomics. */
+ * weights in the host's order (expert ascending), so the scatter has no races and no atomics.
+ * swiglu_act is the activation alone, for the calibration taps. */
 #include "ops_cuda.cuh"
 
 #include <stdlib.h>
@@ -14,13 +15,13 @@ namespace dsv4cu {
 namespace {
 
 
-/* h = silu(min(g, limit)) · clamp(u, ±limit), the host's expression (into g). */
-__global__ void act_kernel(float *g, const float *u, int64_t n, float limit)
+/* h = silu(min(g, limit)) · clamp(u, ±limit), the host's expression (h may be g). */
+__global__ void act_kernel(const float *g, const float *u, int64_t n, float limit, float *h)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n; i += (int64_t)gridDim.x * blockDim.x) {
         float gv = g[i] > limit ? limit : g[i];
         float uv = u[i] > limit ? limit : (u[i] < -limit ? -limit : u[i]);
-        g[i] = __fmul_rn(__fdiv_rn(gv, __fadd_rn(1.0f, expf(-gv))), uv);
+        h[i] = __fmul_rn(__fdiv_rn(gv, __fadd_rn(1.0f, expf(-gv))), uv);
     }
 }
 
@@ -204,7 +205,7 @@ int moe(dsv4_ops *o, const dsv4_moe_args *a, dsv4_err *e)
             experts_run(o, a->w1, &p, a->E, xg, g, hp, dp, "moe w1", e) ||
             experts_run(o, a->w3, &p, a->E, xg, u, hp + a->E, dp + a->E, "moe w3", e))
             goto out;
-        act_kernel<<<grid_for(TK * inter), kEltThreads, 0, stream(o)>>>(g, u, TK * inter, a->limit);
+        act_kernel<<<grid_for(TK * inter), kEltThreads, 0, stream(o)>>>(g, u, TK * inter, a->limit, g);
         if (launched(e, "moe") ||
             experts_run(o, a->w2, &p, a->E, g, yg, hp + 2 * a->E, dp + 2 * a->E, "moe w2", e))
             goto out;
@@ -233,10 +234,18 @@ int swiglu(dsv4_ops *o, const dsv4_lin *w1, const dsv4_lin *w3, const dsv4_lin *
     float *u = g ? static_cast<float *>(scratch(o, SCR_WORK4, n, "swiglu", e)) : nullptr;
     if (!u || linear(o, w1, x, T, g, e) || linear(o, w3, x, T, u, e))
         return -1;
-    act_kernel<<<grid_for(T * w1->out), kEltThreads, 0, stream(o)>>>(g, u, T * w1->out, limit);
+    act_kernel<<<grid_for(T * w1->out), kEltThreads, 0, stream(o)>>>(g, u, T * w1->out, limit, g);
     if (launched(e, "swiglu"))
         return -1;
     return linear(o, w2, g, T, y, e);
+}
+
+int swiglu_act(dsv4_ops *o, const float *g, const float *u, int64_t n, float limit, float *h, dsv4_err *e)
+{
+    if (n <= 0)
+        return 0;
+    act_kernel<<<grid_for(n), kEltThreads, 0, stream(o)>>>(g, u, n, limit, h);
+    return launched(e, "swiglu_act");
 }
 
 } // namespace dsv4cu

@@ -6,7 +6,9 @@
  * Tolerance: three chained fp32 GEMMs (w1, w3, then w2 over the clamped product) summed in other
  * orders than the host's sgemm; for random data each output moves by about sqrt(K)·2^-24 of the
  * magnitudes involved (~1e-6 of the token's largest output). The tests allow 1e-4 of the row's
- * largest |output| (plus 1e-6), far below what a wrong expert, weight, slot or clamp gives. */
+ * largest |output| (plus 1e-6), far below what a wrong expert, weight, slot or clamp gives.
+ * swiglu_act alone (the calibration taps' activation): the same fp32 expression, whose only
+ * difference is CUDA's expf (within 2 ulp of glibc's) in 1 + e^-g: 1e-6 relative per element. */
 #include "harness.h"
 #include "ops_cuda_util.h"
 
@@ -150,5 +152,38 @@ TEST(ops_cuda_moe_and_shared_expert)
         experts_free(&p, x);
     }
     free(x);
+    oc_close(&p);
+}
+
+/* silu(min(g, 10))·clamp(u, ±10) with g, u in [-15, 15] (both clamps active), into a separate
+ * output and in place (h = g); n not a multiple of the block size. */
+TEST(ops_cuda_swiglu_act)
+{
+    oc_pair p;
+    if (oc_open(&p, "ops_cuda_swiglu_act"))
+        return;
+    dsv4_err e;
+    const int64_t n = 100003;
+    float *g = oc_rand(n, -15, 15), *u = oc_rand(n, -15, 15);
+    float *gc = oc_put(p.cpu, g, (size_t)n * 4), *uc = oc_put(p.cpu, u, (size_t)n * 4);
+    float *gg = oc_put(p.gpu, g, (size_t)n * 4), *ug = oc_put(p.gpu, u, (size_t)n * 4);
+    float *hc = oc_nan(p.cpu, n), *hg = oc_nan(p.gpu, n);
+    REQUIRE(gc && uc && gg && ug && hc && hg);
+    CHECK(p.cpu->swiglu_act(p.cpu, gc, uc, n, 10.0f, hc, &e) == 0);
+    CHECK_MSG(p.gpu->swiglu_act(p.gpu, gg, ug, n, 10.0f, hg, &e) == 0, "swiglu_act: %s", e.msg);
+    CHECK_MSG(p.gpu->swiglu_act(p.gpu, gg, ug, n, 10.0f, gg, &e) == 0, "swiglu_act in place: %s", e.msg);
+    float *rc = oc_get(p.cpu, hc, n), *rg = oc_get(p.gpu, hg, n), *ri = oc_get(p.gpu, gg, n);
+    if (rc && rg && ri) {
+        int64_t clamped = 0;
+        for (int64_t i = 0; i < n; i++)
+            clamped += g[i] > 10 || fabsf(u[i]) > 10;
+        CHECK(clamped > n / 4);
+        oc_compare_rel("swiglu_act", rc, rg, n, 1e-6f, 0.0f);
+        oc_compare_rel("swiglu_act in place", rc, ri, n, 1e-6f, 0.0f);
+    }
+    CHECK(p.gpu->swiglu_act(p.gpu, gg, ug, 0, 10.0f, hg, &e) == 0); /* n = 0: nothing */
+    free(rc), free(rg), free(ri), free(g), free(u);
+    p.cpu->free(p.cpu, gc), p.cpu->free(p.cpu, uc), p.cpu->free(p.cpu, hc);
+    p.gpu->free(p.gpu, gg), p.gpu->free(p.gpu, ug), p.gpu->free(p.gpu, hg);
     oc_close(&p);
 }
