@@ -17,11 +17,15 @@ log="${1:-/dev/null}"
   echo "cpu threads: $(nproc)"
   echo "command: bench/gpu.sh"
   echo
-  echo "## CUDA kernels vs their CPU references (random inputs)"
+  echo "## CUDA kernels vs their CPU references (random inputs; gptq_cuda: the calibration ops, both paths)"
   "$BUILD/tests/unit" cuda dequant_cpu
   echo
   echo "## CUDA ops vs CPU ops (kernels/cuda/ops_*.cu against kernels/cpu/ops_*.c, random inputs)"
   "$BUILD/tests/unit" ops_cuda
+  echo
+  echo "## GPTQ layer bench on the fallback paths (DSV4_NO_CUDA_LIBS=1: own SYRK kernel, gptq by the CPU op; 4 experts,"
+  echo "## 32 x 512 tokens); the full-size layer (cuBLAS/cuSOLVER) is bench_gptq_layer under Benchmarks below"
+  DSV4_NO_CUDA_LIBS=1 "$BUILD/bench/bench_gptq_layer" --experts 4 --samples 32
   echo
   echo "## dsv4-inspect --tensor: CUDA dequantization gives the CPU's statistics and checksum"
   for t in layers.1.attn.wq_b.weight layers.3.ffn.experts.7.w1.weight mtp.0.ffn.experts.15.w2.weight; do

@@ -147,7 +147,7 @@ __global__ void __launch_bounds__(kWarps * 32) block_kernel(loop_args p)
             v = __fmul_rn(dsv4_gq_e2m1_value(code), s);
         }
         const float d = Us[cl * Bs + cl], r = __fsub_rn(w, v), err = __fdiv_rn(r, d);
-        loss += (double)r * (double)r / ((double)d * (double)d);
+        loss += (double)err * (double)err; /* the CPU op's sum: (w - v)² / d² through the fp32 quotient */
         if (lane == 0) {
             p.Err[row * Bs + cl] = err;
             int64_t o = row * p.K + p.perm[c];
@@ -163,239 +163,130 @@ __global__ void __launch_bounds__(kWarps * 32) block_kernel(loop_args p)
         atomicAdd(p.loss, loss);
 }
 
-int check_args(const dsv4_gptq_args *a, dsv4_err *e)
-{
-    if (!a || !a->W || !a->H || !a->q || !a->scale)
-        return dsv4_fail(e, "cuda gptq: W, H, q and scale must be given");
-    if (a->N < 1 || a->K < 1)
-        return dsv4_fail(e, "cuda gptq: weight [%lld, %lld]; expected at least one row and column", (long long)a->N,
-                         (long long)a->K);
-    if (a->fmt == DSV4_GPTQ_INT4) {
-        if (a->group != 32 && a->group != 64 && a->group != 128)
-            return dsv4_fail(e, "cuda gptq: INT4 group %d; expected 32, 64 or 128", a->group);
-    } else if (a->fmt == DSV4_GPTQ_NVFP4) {
-        if (a->group != DSV4_GQ_NVFP4_GROUP)
-            return dsv4_fail(e, "cuda gptq: NVFP4 group %d; expected %d", a->group, DSV4_GQ_NVFP4_GROUP);
-        if (!(a->gscale > 0.0f) || isinf(a->gscale))
-            return dsv4_fail(e, "cuda gptq: NVFP4 global scale %g; expected a finite value > 0", (double)a->gscale);
-    } else {
-        return dsv4_fail(e, "cuda gptq: unknown format %d; expected INT4 or NVFP4", (int)a->fmt);
-    }
-    if (a->K % a->group)
-        return dsv4_fail(e, "cuda gptq: K = %lld is not a multiple of the group %d", (long long)a->K, a->group);
-    if (a->block < a->group || a->block % a->group)
-        return dsv4_fail(e, "cuda gptq: block %d; expected a multiple of the group %d", a->block, a->group);
-    if (!(a->damp_frac >= 0.0) || isinf(a->damp_frac))
-        return dsv4_fail(e, "cuda gptq: dampening fraction %g; expected a finite value >= 0", a->damp_frac);
-    if ((unsigned)a->actorder > DSV4_ACTORDER_GROUP || (unsigned)a->observer > DSV4_OBSERVER_MSE ||
-        (a->recompute != 0 && a->recompute != 1))
-        return dsv4_fail(e, "cuda gptq: actorder %d, observer %d, recompute %d out of range", (int)a->actorder,
-                         (int)a->observer, a->recompute);
-    if (a->recompute && a->actorder == DSV4_ACTORDER_STATIC)
-        return dsv4_fail(e, "cuda gptq: recomputing group scales with actorder static is refused: its groups are "
-                         "not contiguous in the column loop's order (use actorder group or none)");
-    if (a->actorder == DSV4_ACTORDER_GROUP && !a->g_idx)
-        return dsv4_fail(e, "cuda gptq: actorder group needs a g_idx array of K entries");
-    if (a->N > INT_MAX || a->K > INT_MAX)
-        return dsv4_fail(e, "cuda gptq: weight [%lld, %lld] exceeds cuBLAS's int range", (long long)a->N,
-                         (long long)a->K);
-    return 0;
-}
-
-/* Stable order of the columns by diag descending (ties: lower column first), bottom-up merge. */
-int act_order(const float *diag, int64_t K, int32_t *perm)
-{
-    int32_t *tmp = static_cast<int32_t *>(malloc((size_t)K * sizeof *tmp));
-    if (!tmp)
-        return -1;
-    for (int64_t i = 0; i < K; i++)
-        perm[i] = (int32_t)i;
-    int32_t *src = perm, *dst = tmp;
-    for (int64_t w = 1; w < K; w *= 2) {
-        for (int64_t lo = 0; lo < K; lo += 2 * w) {
-            int64_t mid = lo + w < K ? lo + w : K, hi = lo + 2 * w < K ? lo + 2 * w : K, i = lo, j = mid, k = lo;
-            while (i < mid && j < hi)
-                dst[k++] = diag[src[j]] > diag[src[i]] ? src[j++] : src[i++];
-            while (i < mid)
-                dst[k++] = src[i++];
-            while (j < hi)
-                dst[k++] = src[j++];
-        }
-        int32_t *t = src;
-        src = dst;
-        dst = t;
-    }
-    if (src != perm)
-        memcpy(perm, src, (size_t)K * sizeof *perm);
-    free(tmp);
-    return 0;
-}
-
-/* No cuSOLVER/cuBLAS: the CPU backend's op on host copies of W and H, results uploaded. */
-int fallback(dsv4_ops *o, calib *s, dsv4_gptq_args *a, dsv4_err *e)
-{
-    if (!s->cpu && !(s->cpu = dsv4_ops_cpu(0)))
-        return dsv4_fail_rt(e, "cuda gptq: could not open the CPU backend for the fallback path");
-    if (!s->cpu->gptq)
-        return dsv4_fail_rt(e, "cuda gptq: the CPU backend has no gptq op (op missing), and the fallback path (%s) "
-                            "needs it", s->path);
-    size_t nw = (size_t)a->N * (size_t)a->K, nh = (size_t)a->K * (size_t)a->K;
-    size_t ns = (size_t)a->N * (size_t)(a->K / a->group) * (a->fmt == DSV4_GPTQ_INT4 ? 2 : 1);
-    float *W = static_cast<float *>(malloc(nw * sizeof(float))), *H = static_cast<float *>(malloc(nh * sizeof(float)));
-    uint8_t *q = static_cast<uint8_t *>(malloc(nw)), *sc = static_cast<uint8_t *>(malloc(ns));
-    int rc = -1;
-    if (!W || !H || !q || !sc) {
-        dsv4_fail_rt(e, "cuda gptq: out of memory for host copies of a [%lld, %lld] weight and its Hessian",
-                     (long long)a->N, (long long)a->K);
-    } else if (!o->download(o, W, a->W, nw * sizeof(float), e) && !o->download(o, H, a->H, nh * sizeof(float), e)) {
-        dsv4_gptq_args h = *a;
-        h.W = W;
-        h.H = H;
-        h.q = q;
-        h.scale = sc;
-        if (!s->cpu->gptq(s->cpu, &h, e) && !o->upload(o, a->W, W, nw * sizeof(float), e) &&
-            !o->upload(o, a->q, q, nw, e) && !o->upload(o, a->scale, sc, ns, e) && !o->sync(o, e)) {
-            a->loss = h.loss;
-            a->damp_used = h.damp_used;
-            a->attempts = h.attempts;
-            a->rtn_fallback = h.rtn_fallback;
-            a->dead = h.dead;
-            rc = 0;
-        }
-    }
-    free(W);
-    free(H);
-    free(q);
-    free(sc);
-    return rc;
-}
-
-/* Byte offsets of the small buffers carved from one scratch slot (256-byte aligned). */
 size_t align256(size_t n) { return (n + 255) & ~(size_t)255; }
 
-} // namespace
-
-int gptq(dsv4_ops *o, dsv4_gptq_args *a, dsv4_err *e)
+/* The device path: hd and perm are host arrays of K entries. */
+int run(dsv4_ops *o, calib *s, dsv4_gptq_args *a, float *hd, int32_t *perm, dsv4_err *e)
 {
-    if (check_args(a, e))
-        return -1;
-    calib *s = calib_get(o, e);
-    if (!s)
-        return -1;
-    if (!s->solver || !s->blas)
-        return fallback(o, s, a, e);
     const libs *L = cuda_libs();
     const int64_t N = a->N, K = a->K, G = K / a->group;
     const int Bs = (int)(a->block < K ? a->block : K);
     const size_t smem_bytes = ((size_t)Bs * Bs + (size_t)kWarps * Bs) * sizeof(float);
     if (smem(o, (const void *)block_kernel, smem_bytes, "gptq", e))
         return -1;
-    /* small buffers: diag [K], sval [N·G], Err [N·Bs], loss */
-    size_t o_sval = align256((size_t)K * 4), o_err = o_sval + align256((size_t)N * G * 4),
+    /* small buffers carved from one slot (256-byte aligned): diag [K], sval [N·G], Err [N·Bs], loss */
+    size_t o_sval = align256((size_t)K * 4), o_err = o_sval + align256((size_t)(N * G) * 4),
            o_loss = o_err + align256((size_t)N * Bs * 4), total = o_loss + 8;
     uint8_t *small = static_cast<uint8_t *>(scratch(o, SCR_WORK3, total, "gptq", e));
-    float *Wp = static_cast<float *>(scratch(o, SCR_WORK1, (size_t)N * K * sizeof(float), "gptq", e));
+    float *Wp = static_cast<float *>(scratch(o, SCR_WORK1, (size_t)(N * K) * sizeof(float), "gptq", e));
     if (!small || !Wp)
         return -1;
     float *diag = reinterpret_cast<float *>(small), *sval = reinterpret_cast<float *>(small + o_sval);
     float *Err = reinterpret_cast<float *>(small + o_err);
     double *loss = reinterpret_cast<double *>(small + o_loss);
 
-    /* the diagonal on the host: permutation, dead columns, mean */
-    float *hd = static_cast<float *>(malloc((size_t)K * sizeof(float)));
-    int32_t *perm = static_cast<int32_t *>(malloc((size_t)K * sizeof(int32_t)));
-    int rc = -1;
-    if (!hd || !perm) {
-        dsv4_fail_rt(e, "cuda gptq: out of memory for the permutation of %lld columns", (long long)K);
-        goto out;
-    }
+    /* the diagonal on the host: permutation, dead columns, mean (of the permuted, dead-fixed diagonal) */
     diag_kernel<<<grid_for(K), kEltThreads, 0, stream(o)>>>(a->H, K, diag);
     if (launched(e, "gptq") || o->download(o, hd, diag, (size_t)K * sizeof(float), e))
-        goto out;
-    {
-        double sum = 0.0;
-        int64_t dead = 0;
-        for (int64_t i = 0; i < K; i++) {
-            if (!isfinite(hd[i])) {
-                dsv4_fail(e, "cuda gptq: H[%lld][%lld] = %g; expected a finite diagonal", (long long)i, (long long)i,
-                          (double)hd[i]);
-                goto out;
-            }
-            dead += hd[i] == 0.0f;
-        }
-        if (a->actorder == DSV4_ACTORDER_NONE) {
-            for (int64_t i = 0; i < K; i++)
-                perm[i] = (int32_t)i;
-        } else if (act_order(hd, K, perm)) {
-            dsv4_fail_rt(e, "cuda gptq: out of memory sorting %lld columns", (long long)K);
-            goto out;
-        }
+        return -1;
+    if (a->actorder == DSV4_ACTORDER_NONE) {
         for (int64_t i = 0; i < K; i++)
-            sum += hd[perm[i]] == 0.0f ? 1.0 : (double)hd[perm[i]];
-        const int32_t *dperm = static_cast<const int32_t *>(stage(o, SCR_HOST0, perm, (size_t)K * 4, "gptq", e));
-        if (!dperm)
-            goto out;
-        a->dead = dead;
-        a->loss = 0.0;
-        if (gptq_factor(o, s, a->H, K, dperm, diag, sum / (double)K, a, e))
-            goto out;
-        if (!a->recompute) {
-            scales_kernel<<<grid_for(N * G), kEltThreads, 0, stream(o)>>>(
-                a->W, N, K, a->group, a->actorder == DSV4_ACTORDER_GROUP ? dperm : nullptr, (int)a->fmt,
-                (int)a->observer, a->gscale, sval, a->scale);
-            if (launched(e, "gptq"))
-                goto out;
-        }
-        permute_kernel<<<grid_for(N * K), kEltThreads, 0, stream(o)>>>(a->W, N, K, dperm, diag, Wp);
-        if (launched(e, "gptq") || check(e, "gptq", "loss reset", cudaMemsetAsync(loss, 0, sizeof *loss, stream(o))))
-            goto out;
-        loop_args p;
-        p.U = a->H;
-        p.Wp = Wp;
-        p.Err = Err;
-        p.Wout = a->W;
-        p.q = a->q;
-        p.scale = a->scale;
-        p.sval = sval;
-        p.perm = dperm;
-        p.loss = loss;
-        p.N = N;
-        p.K = K;
-        p.Bs = Bs;
-        p.group = a->group;
-        p.fmt = (int)a->fmt;
-        p.observer = (int)a->observer;
-        p.actorder = (int)a->actorder;
-        p.recompute = a->recompute;
-        p.gs = a->gscale;
-        const float minus1 = -1.0f, one = 1.0f;
-        for (int64_t i1 = 0; i1 < K; i1 += Bs) {
-            int64_t i2 = i1 + Bs < K ? i1 + Bs : K;
-            p.i1 = i1;
-            p.Bn = (int)(i2 - i1);
-            block_kernel<<<blocks(N, kWarps), kWarps * 32, smem_bytes, stream(o)>>>(p);
-            if (launched(e, "gptq"))
-                goto out;
-            if (i2 < K) {
-                cublasStatus_t st = L->Sgemm(s->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)(K - i2), (int)N, p.Bn, &minus1,
-                                             a->H + i1 * K + i2, (int)K, Err, Bs, &one, Wp + i2, (int)K);
-                if (st != CUBLAS_STATUS_SUCCESS) {
-                    dsv4_fail_rt(e, "cuda gptq: cublasSgemm of the lazy update (columns %lld..%lld) failed with "
-                                 "status %d", (long long)i2, (long long)K, (int)st);
-                    goto out;
-                }
-            }
-        }
-        double total_loss = 0.0;
-        if (o->download(o, &total_loss, loss, sizeof total_loss, e))
-            goto out;
-        a->loss = total_loss / 2.0;
-        if (a->actorder == DSV4_ACTORDER_GROUP)
-            for (int64_t c = 0; c < K; c++)
-                a->g_idx[perm[c]] = (int32_t)(c / a->group);
-        rc = 0;
+            perm[i] = (int32_t)i;
+    } else if (gptq_act_order(hd, K, perm)) {
+        return dsv4_fail_rt(e, "cuda gptq: out of memory sorting %lld columns", (long long)K);
     }
-out:
+    double sum = 0.0;
+    for (int64_t i = 0; i < K; i++) {
+        a->dead += hd[perm[i]] == 0.0f;
+        sum += hd[perm[i]] == 0.0f ? 1.0 : (double)hd[perm[i]];
+    }
+    const int32_t *dperm = static_cast<const int32_t *>(stage(o, SCR_HOST0, perm, (size_t)K * 4, "gptq", e));
+    if (!dperm)
+        return -1;
+    if (!a->recompute) { /* from the original W, before the dead columns are zeroed (llm-compressor's order) */
+        scales_kernel<<<grid_for(N * G), kEltThreads, 0, stream(o)>>>(
+            a->W, N, K, a->group, a->actorder == DSV4_ACTORDER_GROUP ? dperm : nullptr, (int)a->fmt, (int)a->observer,
+            a->gscale, sval, a->scale);
+        if (launched(e, "gptq"))
+            return -1;
+    }
+    permute_kernel<<<grid_for(N * K), kEltThreads, 0, stream(o)>>>(a->W, N, K, dperm, diag, Wp);
+    if (launched(e, "gptq") || gptq_factor(o, s, a->H, K, dperm, diag, sum / (double)K, a, e) ||
+        check(e, "gptq", "loss reset", cudaMemsetAsync(loss, 0, sizeof *loss, stream(o))))
+        return -1;
+
+    loop_args p;
+    p.U = a->H;
+    p.Wp = Wp;
+    p.Err = Err;
+    p.Wout = a->W;
+    p.q = a->q;
+    p.scale = a->scale;
+    p.sval = sval;
+    p.perm = dperm;
+    p.loss = loss;
+    p.N = N;
+    p.K = K;
+    p.Bs = Bs;
+    p.group = a->group;
+    p.fmt = (int)a->fmt;
+    p.observer = (int)a->observer;
+    p.actorder = (int)a->actorder;
+    p.recompute = a->recompute;
+    p.gs = a->gscale;
+    const float minus1 = -1.0f, one = 1.0f;
+    for (int64_t i1 = 0; i1 < K; i1 += Bs) {
+        int64_t i2 = i1 + Bs < K ? i1 + Bs : K;
+        p.i1 = i1;
+        p.Bn = (int)(i2 - i1);
+        block_kernel<<<blocks(N, kWarps), kWarps * 32, smem_bytes, stream(o)>>>(p);
+        if (launched(e, "gptq"))
+            return -1;
+        if (i2 < K) { /* W[:, i2:] -= Err1 · U[i1:i2, i2:], column-major: Wᵀ[i2:, :] -= U[i1:i2, i2:]ᵀ · Err1ᵀ */
+            cublasStatus_t st = L->Sgemm(s->blas, CUBLAS_OP_N, CUBLAS_OP_N, (int)(K - i2), (int)N, p.Bn, &minus1,
+                                         a->H + i1 * K + i2, (int)K, Err, Bs, &one, Wp + i2, (int)K);
+            if (st != CUBLAS_STATUS_SUCCESS)
+                return dsv4_fail_rt(e, "cuda gptq: cublasSgemm of the lazy update (columns %lld..%lld) failed with "
+                                    "status %d", (long long)i2, (long long)K, (int)st);
+        }
+    }
+    double lsum = 0.0;
+    if (o->download(o, &lsum, loss, sizeof lsum, e))
+        return -1;
+    a->loss = lsum / 2.0;
+    if (!isfinite(a->loss))
+        return dsv4_fail_rt(e, "cuda gptq: weight [%lld, %lld]: the quantization loss is not finite (the Hessian's "
+                            "inverse factor overflowed fp32)", (long long)N, (long long)K);
+    if (a->actorder == DSV4_ACTORDER_GROUP)
+        for (int64_t c = 0; c < K; c++)
+            a->g_idx[perm[c]] = (int32_t)(c / a->group);
+    return 0;
+}
+
+} // namespace
+
+int gptq(dsv4_ops *o, dsv4_gptq_args *a, dsv4_err *e)
+{
+    if (a) {
+        a->loss = 0.0;
+        a->damp_used = 0.0;
+        a->attempts = 0;
+        a->rtn_fallback = 0;
+        a->dead = 0;
+    }
+    if (gptq_check_args(a, e))
+        return -1;
+    calib *s = calib_get(o, e);
+    if (!s)
+        return -1;
+    if (!s->solver || !s->blas)
+        return gptq_fallback(o, s, a, e);
+    if (gptq_check_finite(o, a, e))
+        return -1;
+    float *hd = static_cast<float *>(malloc((size_t)a->K * sizeof(float)));
+    int32_t *perm = static_cast<int32_t *>(malloc((size_t)a->K * sizeof(int32_t)));
+    int rc = hd && perm ? run(o, s, a, hd, perm, e)
+                        : dsv4_fail_rt(e, "cuda gptq: out of memory for the permutation of %lld columns", (long long)a->K);
     free(hd);
     free(perm);
     return rc;
