@@ -1,20 +1,15 @@
-/* The CUDA calibration ops (kernels/cuda/ops_hess.cu, ops_gptq*.cu) against the CPU backend's ops
- * on random correlated inputs, with cuBLAS/cuSOLVER and with the fallback paths
- * (DSV4_NO_CUDA_LIBS). Without a GPU each test prints SKIP and asserts nothing, except the path
+/* The CUDA gptq op (kernels/cuda/ops_gptq*.cu) against the CPU backend's op on random correlated
+ * inputs, with cuBLAS/cuSOLVER and with the fallback paths (DSV4_NO_CUDA_LIBS); hess_acc is
+ * test_gptq_cuda_hess.c. Without a GPU each test prints SKIP and asserts nothing, except the path
  * query on the host backend.
  *
- * Tolerances:
- *  - hess_acc: both sum fp32 products in different orders (blocked SYRKs; our kernel sums 256 rows
- *    in fp32, then in fp64), so an entry differs by rounding errors of order sqrt(rows)·2^-24 of
- *    Σ_r|x_ri·x_rj| <= (rows/2)·sqrt(H_ii·H_jj): 1e-5·sqrt(H_ii·H_jj) against the CPU op and the
- *    fp64 reference, while a wrong row, column, weight or transposition is off by O(H).
- *  - gptq: the factorizations (LAPACK vs cuSOLVER, fp64) and the lazy-update GEMMs (fp32, other
- *    orders) differ in the last bits, and a weight within that of a rounding boundary can take
- *    the other code; the error that choice feeds forward changes later codes of that row. So
- *    codes and scales agree in >= 99% of places (a few diverging rows of 256), the loss within
- *    1%, and both backends' output error ‖(W−Ŵ)X‖ stays below round-to-nearest's. Where both run
- *    the same arithmetic (the fallback is the CPU op; H = I is round-to-nearest) they must be
- *    equal bit for bit. */
+ * Tolerances: the factorizations (LAPACK vs cuSOLVER, fp64) and the lazy-update GEMMs (fp32, other
+ * orders) differ in the last bits, and a weight within that of a rounding boundary can take the
+ * other code; the error that choice feeds forward changes later codes of that row. So codes and
+ * scales agree in >= 99% of places (a few diverging rows of 256), the loss within 1%, and both
+ * backends' output error ‖(W−Ŵ)X‖ stays below round-to-nearest's. Where both run the same
+ * arithmetic (the fallback is the CPU op; H = I is round-to-nearest) they must be equal bit for
+ * bit. */
 #include "gptq_cuda_util.h"
 #include "harness.h"
 #include "ops_cuda_util.h"
@@ -26,85 +21,6 @@
 #include "cuda/cuda_libs.h"
 
 static const char *ao_name[] = {"none", "static", "group"};
-
-/* ---- hess_acc ---- */
-
-static void hess_case(oc_pair *p, dsv4_ops *g, int64_t cols, int64_t ld, int64_t r1, int64_t r2)
-{
-    int64_t rows = r1 + r2;
-    float *x = gc_rows(rows, cols, ld, NULL, 0);
-    double *ref = gc_hessian(x, rows, cols, ld);
-    float *h0 = malloc((size_t)(cols * cols) * 4), *hc = malloc((size_t)(cols * cols) * 4);
-    float *hg = malloc((size_t)(cols * cols) * 4);
-    REQUIRE(h0 && hc && hg);
-    for (int64_t i = 0; i < cols * cols; i++)
-        h0[i] = i / cols > i % cols ? 7.0f : 0.0f; /* the lower triangle must stay untouched */
-    float *xc = oc_put(p->cpu, x, (size_t)(rows * ld) * 4), *xg = oc_put(g, x, (size_t)(rows * ld) * 4);
-    float *Hc = oc_put(p->cpu, h0, (size_t)(cols * cols) * 4), *Hg = oc_put(g, h0, (size_t)(cols * cols) * 4);
-    REQUIRE(xc && xg && Hc && Hg);
-    double nc = 0, ng = 0;
-    dsv4_err e;
-    int64_t parts[2][2] = {{0, r1}, {r1, r2}};
-    for (int k = 0; k < 2; k++) {
-        int64_t at = parts[k][0], n = parts[k][1];
-        CHECK_MSG(g->hess_acc(g, xg + at * ld, n, cols, ld, Hg, &ng, &e) == 0, "cuda hess_acc: %s", e.msg);
-        CHECK_MSG(p->cpu->hess_acc && p->cpu->hess_acc(p->cpu, xc + at * ld, n, cols, ld, Hc, &nc, &e) == 0,
-                  "cpu hess_acc (op missing?): %s", p->cpu->hess_acc ? e.msg : "no op");
-    }
-    CHECK(g->hess_acc(g, xg, 0, cols, ld, Hg, &ng, &e) == 0); /* rows == 0: nothing changes */
-    CHECK(ng == (double)rows && nc == (double)rows);
-    CHECK(g->sync(g, &e) == 0 && g->download(g, hg, Hg, (size_t)(cols * cols) * 4, &e) == 0);
-    CHECK(p->cpu->download(p->cpu, hc, Hc, (size_t)(cols * cols) * 4, &e) == 0);
-    int64_t bad_c = 0, bad_r = 0, bad_l = 0, worst = -1;
-    for (int64_t i = 0; i < cols; i++)
-        for (int64_t j = 0; j < cols; j++) {
-            int64_t t = i * cols + j;
-            if (j < i) {
-                bad_l += hg[t] != 7.0f;
-                continue;
-            }
-            double tol = 1e-5 * sqrt(ref[i * cols + i] * ref[j * cols + j]) + 1e-30;
-            int oc = fabs((double)hg[t] - (double)hc[t]) <= tol, orf = fabs((double)hg[t] - ref[t]) <= tol;
-            bad_c += !oc;
-            bad_r += !orf;
-            if ((!oc || !orf) && worst < 0)
-                worst = t;
-        }
-    CHECK_MSG(bad_c == 0 && bad_r == 0 && bad_l == 0,
-              "hess_acc %lld cols (ld %lld, rows %lld+%lld) on %s: %lld entries off the CPU op, %lld off fp64, %lld "
-              "lower entries written; first bad [%lld]: cuda %.9g cpu %.9g fp64 %.9g",
-              (long long)cols, (long long)ld, (long long)r1, (long long)r2, dsv4_cuda_gptq_path(g), (long long)bad_c,
-              (long long)bad_r, (long long)bad_l, (long long)worst, worst >= 0 ? hg[worst] : 0.0,
-              worst >= 0 ? hc[worst] : 0.0, worst >= 0 ? ref[worst] : 0.0);
-    p->cpu->free(p->cpu, xc);
-    p->cpu->free(p->cpu, Hc);
-    g->free(g, xg);
-    g->free(g, Hg);
-    free(x);
-    free(ref);
-    free(h0);
-    free(hc);
-    free(hg);
-}
-
-TEST(gptq_cuda_hess_acc)
-{
-    oc_pair p;
-    if (oc_open(&p, "gptq_cuda_hess_acc"))
-        return;
-    dsv4_ops *nl = gc_open_nolibs();
-    dsv4_ops *be[2] = {p.gpu, nl};
-    for (int b = 0; b < 2 && be[b]; b++) {
-        printf("  hess_acc on: %s\n", dsv4_cuda_gptq_path(be[b]));
-        hess_case(&p, be[b], 200, 213, 300, 157);
-        hess_case(&p, be[b], 64, 64, 1000, 1);
-        hess_case(&p, be[b], 1, 3, 5, 2);
-    }
-    dsv4_ops_release(nl);
-    oc_close(&p);
-}
-
-/* ---- gptq ---- */
 
 static dsv4_gptq_args cfg_of(int64_t N, int64_t K, dsv4_gptq_fmt fmt, int group, float gs, int ao, int obs, int rec)
 {
