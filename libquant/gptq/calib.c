@@ -5,7 +5,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <errno.h>
+#include <sys/stat.h>
+
 #include "eval/data.h"
+#include "io/atomic.h"
 #include "gptq/calib_internal.h"
 #include "io/manifest.h"
 #include "util/clock.h"
@@ -192,18 +196,54 @@ out:
     return rc;
 }
 
-static json_t *identity(const walk *w, const char *src)
+static void config_hash(const char *src, char hex[33])
 {
-    char cfg_path[4096], hex[33] = "", dhex[33];
-    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", src);
-    char *buf;
+    char cfg_path[4096], *buf;
     size_t n;
     dsv4_err ignored;
+    hex[0] = 0;
+    snprintf(cfg_path, sizeof cfg_path, "%s/config.json", src);
     if (dsv4_read_file(cfg_path, 1u << 26, &buf, &n, &ignored) == 0) {
         dsv4_hash128_hex(dsv4_xxh128(buf, n), hex);
         free(buf);
     }
-    dsv4_hash128_hex(dsv4_xxh128(w->d.ids, (size_t)(w->d.rows * (w->d.len + 1)) * sizeof(int32_t)), dhex);
+}
+
+/* The saved Hessians' folder: source.json names the source config they were collected on; saving
+ * creates the folder (or adds to one made from the same source), loading checks it. */
+static int hessian_dir(const char *dir, const char *src, int save, dsv4_err *e)
+{
+    char hex[33], path[4096];
+    config_hash(src, hex);
+    snprintf(path, sizeof path, "%s/source.json", dir);
+    json_t *want = json_pack("{s:s}", "source_config_xxh3_128", hex);
+    char *s = json_dumps(want, JSON_SORT_KEYS);
+    json_decref(want);
+    if (!s)
+        return dsv4_fail_rt(e, "out of memory");
+    char *have = NULL;
+    size_t n = 0;
+    int rc = 0;
+    if (access(path, F_OK) != 0) {
+        if (!save)
+            rc = dsv4_fail(e, "%s: no saved Hessians here (source.json is missing)", dir);
+        else if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+            rc = dsv4_fail_rt(e, "%s: cannot create the Hessian folder: %s", dir, strerror(errno));
+        else
+            rc = dsv4_atomic_write(path, s, strlen(s), e);
+    } else if ((rc = dsv4_read_file(path, 1u << 20, &have, &n, e)) == 0 && (n != strlen(s) || memcmp(have, s, n))) {
+        rc = dsv4_fail(e, "%s: these Hessians were collected on another source (its config.json differs)", path);
+    }
+    free(have);
+    free(s);
+    return rc;
+}
+
+static json_t *identity(const walk *w, const char *src)
+{
+    char hex[33], dhex[33];
+    config_hash(src, hex);
+    dsv4_hash128_hex(dsv4_xxh128(w->d.ids ? (const void *)w->d.ids : "", (size_t)(w->d.rows * (w->d.len + 1)) * sizeof(int32_t)), dhex);
     return json_pack("{s:i,s:s,s:s,s:s,s:I,s:I,s:s,s:s*}", "format", CALIB_FORMAT, "source_config_xxh3_128", hex,
                      "recipe_xxh3_128", w->r->hash, "data_xxh3_128", dhex, "samples", (json_int_t)w->S, "seq_len",
                      (json_int_t)w->T, "backend", w->m.ops->name, "hessians_from", w->o->load_hessians);
@@ -232,33 +272,37 @@ int dsv4_calib_run(const char *src_path, const dsv4_plan *p, const dsv4_recipe *
         goto out_model;
     }
     char buf[4096];
-    const char *dp = data_path(&w, src_path, buf, sizeof buf);
-    if (!dp) {
-        dsv4_fail(e, "GPTQ needs calibration data: give --calib-data (token rows .safetensors with input_ids, or "
-                     ".jsonl text), the recipe's calibration.data, or put calib.tokens.safetensors in %s", src_path);
-        goto out_model;
-    }
+    const char *dp = o->load_hessians ? NULL : data_path(&w, src_path, buf, sizeof buf);
     int samples = o->samples > 0 ? o->samples : r->calib_samples, seq = o->seq_len > 0 ? o->seq_len : r->calib_seq_len;
-    dsv4_data_opts dopt = {.max_rows = samples, .max_len = seq - 1, .tokenizer = src_path, .vocab = c->vocab_size};
-    if (seq < 2) {
-        dsv4_fail(e, "calibration seq_len %d: need at least 2 tokens", seq);
-        goto out_model;
+    if (!o->load_hessians) { /* quantizing from saved Hessians needs no data */
+        if (!dp) {
+            dsv4_fail(e, "GPTQ needs calibration data: give --calib-data (token rows .safetensors with input_ids, or "
+                         ".jsonl text), the recipe's calibration.data, or put calib.tokens.safetensors in %s", src_path);
+            goto out_model;
+        }
+        dsv4_data_opts dopt = {.max_rows = samples, .max_len = seq - 1, .tokenizer = src_path, .vocab = c->vocab_size};
+        if (seq < 2) {
+            dsv4_fail(e, "calibration seq_len %d: need at least 2 tokens", seq);
+            goto out_model;
+        }
+        if (dsv4_data_load(dp, &dopt, &w.d, e))
+            goto out_model;
+        w.S = w.d.rows;
+        w.T = w.d.len + 1;
     }
-    if (dsv4_data_load(dp, &dopt, &w.d, e))
-        goto out_model;
-    w.S = w.d.rows;
-    w.T = w.d.len + 1;
     w.width = c->hc_mult * c->hidden_size;
     id = identity(&w, src_path);
     if (!o->work_dir) {
         dsv4_fail(e, "GPTQ calibration needs a work folder");
         goto out_data;
     }
-    if (calib_fingerprint(o->work_dir, id, e))
+    if (calib_fingerprint(o->work_dir, id, e) ||
+        (o->save_hessians && hessian_dir(o->save_hessians, src_path, 1, e)) ||
+        (o->load_hessians && hessian_dir(o->load_hessians, src_path, 0, e)))
         goto out_data;
     if (o->progress)
         fprintf(stderr, "dsv4-quant: gptq: %d modules, %lld samples x %lld tokens from %s (asked %d x %d), backend %s\n",
-                total, (long long)w.S, (long long)w.T, dp, samples, seq, ops->name);
+                total, (long long)w.S, (long long)w.T, dp ? dp : o->load_hessians, samples, seq, ops->name);
     int forward = !o->load_hessians;
     if (forward) {
         w.X = malloc((size_t)(w.S * w.T * w.width) * sizeof(float) + 4);

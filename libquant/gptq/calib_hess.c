@@ -131,12 +131,15 @@ int calib_hess_save(clayer *L, const char *dir, dsv4_err *e)
     dsv4_ops *o = L->m->ops;
     dsv4_st_plan sp;
     dsv4_st_plan_init(&sp, 0, 0);
-    json_t *meta = json_object(), *ns = json_object(), *tok = json_array();
+    json_t *meta = json_object(), *ns = json_object(), *tok = json_array(), *modes = json_array();
     json_object_set_new(meta, "rows", ns);
     json_object_set_new(meta, "tokens", tok);
+    json_object_set_new(meta, "modes", modes);
     int64_t E = L->m->cfg.n_routed_experts;
-    for (int64_t x = 0; L->tokens && x < E; x++)
+    for (int64_t x = 0; x < E; x++) {
         json_array_append_new(tok, json_integer((json_int_t)L->tokens[x]));
+        json_array_append_new(modes, json_integer(L->mode[x]));
+    }
     float **host = calloc(L->n_hs + 1, sizeof *host);
     int rc = host ? 0 : dsv4_fail_rt(e, "out of memory");
     for (size_t i = 0; i < L->n_hs && rc == 0; i++) {
@@ -186,10 +189,20 @@ int calib_hess_load(clayer *L, const char *dir, dsv4_err *e)
     if (rc == 0 && !(meta = json_loadb(buf, len, 0, &je)))
         rc = dsv4_fail(e, "%s:%d: %s", jp, je.line, je.text);
     json_t *ns = meta ? json_object_get(meta, "rows") : NULL, *tok = meta ? json_object_get(meta, "tokens") : NULL;
-    if (rc == 0 && (!json_is_object(ns) || !json_is_array(tok)))
-        rc = dsv4_fail(e, "%s: expected {\"rows\": {...}, \"tokens\": [...]}", jp);
-    for (size_t x = 0; rc == 0 && L->tokens && x < json_array_size(tok) && x < (size_t)L->m->cfg.n_routed_experts; x++)
+    json_t *modes = meta ? json_object_get(meta, "modes") : NULL;
+    size_t E = (size_t)L->m->cfg.n_routed_experts;
+    if (rc == 0 && (!json_is_object(ns) || !json_is_array(tok) || !json_is_array(modes) || json_array_size(tok) != E ||
+                    json_array_size(modes) != E))
+        rc = dsv4_fail(e, "%s: expected {\"rows\": {...}, \"tokens\": [%zu counts], \"modes\": [%zu modes]}", jp, E, E);
+    for (size_t x = 0; rc == 0 && x < E; x++) {
         L->tokens[x] = (int64_t)json_integer_value(json_array_get(tok, x));
+        json_int_t md = json_integer_value(json_array_get(modes, x));
+        if (md < DSV4_TAP_ROUTED || md > DSV4_TAP_SKIP)
+            rc = dsv4_fail(e, "%s: modes[%zu] = %lld: expected 0, 1 or 2", jp, x, (long long)md);
+        L->mode[x] = (uint8_t)md;
+    }
+    if (rc == 0)
+        rc = calib_hess_init(L, e);
     dsv4_ops *o = L->m->ops;
     for (size_t i = 0; i < L->n_hs && rc == 0; i++) {
         hent *h = &L->hs[i];
