@@ -58,6 +58,24 @@ pass_if rtn_fallback_recorded grep -q '"how": "rtn"' "$tmp/f/dsv4-quant-report.j
 check rtn_fallback_equals_rtn 0 identical -- "$Q" --recipe recipes/w4a16-rtn.yaml --compare-tensor \
   layers.2.ffn.experts.5.w2.weight_packed "$FX" "$tmp/f"
 
+# The MTP block's experts calibrated on the main model's final streams (mtp.policy: quantize; the
+# static rules then report the quantized MTP block, exit 3, as they should).
+cat > "$tmp/mtp.yaml" <<'YAML'
+groups:
+  - name: attention
+    scheme: FP8_BLOCK
+    targets: ['re:(layers|mtp)\.\d+\.attn\.(wq_a|wq_b|wkv|wo_a|wo_b)$', 're:layers\.\d+\.attn\.indexer\.wq_b$',
+              're:mtp\.\d+\.(e_proj|h_proj)$', 're:(layers|mtp)\.\d+\.ffn\.shared_experts\.(w1|w2|w3)$']
+  - name: experts
+    scheme: W4A16
+    method: gptq
+    targets: ['re:(layers|mtp)\.\d+\.ffn\.experts\.\d+\.(w1|w2|w3)$']
+mtp:
+  policy: quantize
+YAML
+check mtp_calibrated 3 'mtp-quant' -- "$Q" --recipe "$tmp/mtp.yaml" "${C[@]}" "$FX" "$tmp/m"
+pass_if mtp_experts_gptq grep -q '"name": "mtp.0.ffn.experts.0.w1"' "$tmp/m/dsv4-quant-report.json"
+
 # Refusals.
 mkdir "$tmp/nodata" && cp "$FX"/*.json "$FX"/*.safetensors "$tmp/nodata/" && rm "$tmp/nodata/calib.tokens.safetensors"
 check no_calibration_data 2 'GPTQ needs calibration data' -- "$Q" --recipe recipes/w4a16.yaml "${C[@]}" "$tmp/nodata" "$tmp/x1"
