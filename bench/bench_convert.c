@@ -1,6 +1,6 @@
 /* Conversion throughput of dsv4-quant's engine against copying the same bytes on the same disk,
  * measured in the same run:
- *   1. the tiny fixture with recipes/w4a16.yaml (the whole plan: FP8 pass-through, INT4 experts,
+ *   1. the tiny fixture with recipes/w4a16-rtn.yaml (the whole plan: FP8 pass-through, INT4 experts,
  *      BF16 MTP, copies);
  *   2. one synthetic full-size V4-Flash expert layer in the release layout (256 experts x w1, w3
  *      [2048, 4096] and w2 [4096, 2048] as FP4 with e8m0 per-32 scales) to W4A16, the jobs built
@@ -136,7 +136,7 @@ static void measure(const char *label, const char *base, const dsv4_ckpt *c, con
     snprintf(out, sizeof out, "%s/conv-%d", base, (int)getpid());
     snprintf(cp, sizeof cp, "%s/copy-%d", base, (int)getpid());
     dsv4_err e;
-    dsv4_convert_opts o = {threads, 0};
+    dsv4_convert_opts o = {.threads = threads};
     dsv4_convert_stats st;
     double t0 = dsv4_now();
     if (dsv4_convert_run(c, p, r, out, &o, &st, &e))
@@ -175,7 +175,7 @@ int main(int argc, char **argv)
     json_error_t je;
     json_t *raw = json_load_file("fixtures/dsv4-tiny/config.json", 0, &je);
     if (dsv4_ckpt_open("fixtures/dsv4-tiny", 0, &c, &e) || dsv4_config_load("fixtures/dsv4-tiny/config.json", &cfg, &e) ||
-        dsv4_recipe_load("recipes/w4a16.yaml", &r, &e) || dsv4_plan_build(&c, &cfg, raw, &r, &p, &e))
+        dsv4_recipe_load("recipes/w4a16-rtn.yaml", &r, &e) || dsv4_plan_build(&c, &cfg, raw, &r, &p, &e))
         die(&e);
     measure("tiny fixture, w4a16", base, &c, &p, &r, threads);
     dsv4_plan_free(&p);

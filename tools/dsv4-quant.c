@@ -19,6 +19,8 @@
 #include "artifact/layout.h"
 #include "eval/after_convert.h"
 #include "eval/report.h"
+#include "gptq/calib.h"
+#include "io/atomic.h"
 #include "util/pages.h"
 
 static void usage(FILE *f)
@@ -43,7 +45,17 @@ static void usage(FILE *f)
           "  --eval-device D      auto (the GPU when there is one; the CPU for models that fit in half the\n"
           "                       memory, else skipped), cpu or cuda\n"
           "  --eval-spec-prompts N  speculative decoding prompts (default 2; 0: off)\n"
-          "  gate flags (below) override the recipe's `gates:` section, which overrides the defaults\n",
+          "  gate flags (below) override the recipe's `gates:` section, which overrides the defaults\n"
+          "GPTQ (recipe groups with method: gptq; libquant/gptq/calib.h):\n"
+          "  --calib-data DATA    calibration rows (.safetensors input_ids or .jsonl text; default: the\n"
+          "                       recipe's calibration.data, else SRC/calib.tokens.safetensors)\n"
+          "  --calib-samples N, --calib-seq-len L   override the recipe's calibration samples / seq_len\n"
+          "  --calib-device D     auto (default), cpu or cuda\n"
+          "  --work-dir DIR       per-layer checkpoints (default OUT.gptq-work, removed when done); a run\n"
+          "                       that was stopped continues from its last finished layer\n"
+          "  --keep-work          keep the work folder\n"
+          "  --save-hessians DIR  save every layer's Hessians; --hessians DIR: quantize from saved ones\n"
+          "                       (no calibration pass: one calibration, many packs)\n",
           f);
     dsv4_gates_usage(f);
 }
@@ -126,6 +138,19 @@ static int compare_tensor(const dsv4_plan *p, const dsv4_recipe *r, const char *
     return same ? 0 : 3;
 }
 
+static int has_gptq(const dsv4_plan *p, const dsv4_recipe *r)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->jobs[i].group >= 0 && r->groups[p->jobs[i].group].method == DSV4_METHOD_GPTQ)
+            return 1;
+    return 0;
+}
+
+static const void *store_get(const void *ctx, const char *name, uint64_t *n)
+{
+    return dsv4_gptq_store_get(ctx, name, n);
+}
+
 int main(int argc, char **argv)
 {
     const char *recipe_path = NULL, *compare = NULL;
@@ -134,8 +159,19 @@ int main(int argc, char **argv)
     memset(&ef, 0, sizeof ef);
     ef.spec_prompts = 2;
     dsv4_gates_default(&ef.flags);
-    enum { OPT_NO_EVAL = 256, OPT_EDATA, OPT_EROWS, OPT_ELEN, OPT_EOFF, OPT_EDEV, OPT_ESPEC, OPT_GATE };
-    struct option opts[32] = {{"recipe", required_argument, 0, 'r'},      {"dry-run", no_argument, 0, 'n'},
+    enum { OPT_NO_EVAL = 256, OPT_EDATA, OPT_EROWS, OPT_ELEN, OPT_EOFF, OPT_EDEV, OPT_ESPEC, OPT_GATE, OPT_CDATA,
+           OPT_CSAMP, OPT_CLEN, OPT_CDEV, OPT_WORK, OPT_KEEP, OPT_SAVEH, OPT_LOADH };
+    dsv4_calib_opts co = {0};
+    int keep_work = 0;
+    struct option opts[48] = {{"calib-data", required_argument, 0, OPT_CDATA},
+                              {"calib-samples", required_argument, 0, OPT_CSAMP},
+                              {"calib-seq-len", required_argument, 0, OPT_CLEN},
+                              {"calib-device", required_argument, 0, OPT_CDEV},
+                              {"work-dir", required_argument, 0, OPT_WORK},
+                              {"keep-work", no_argument, 0, OPT_KEEP},
+                              {"save-hessians", required_argument, 0, OPT_SAVEH},
+                              {"hessians", required_argument, 0, OPT_LOADH},
+                              {"recipe", required_argument, 0, 'r'},      {"dry-run", no_argument, 0, 'n'},
                               {"json", no_argument, 0, 'j'},              {"threads", required_argument, 0, 't'},
                               {"quiet", no_argument, 0, 'q'},             {"compare-tensor", required_argument, 0, 'c'},
                               {"help", no_argument, 0, 'h'},              {"no-eval", no_argument, 0, OPT_NO_EVAL},
@@ -143,7 +179,7 @@ int main(int argc, char **argv)
                               {"eval-len", required_argument, 0, OPT_ELEN}, {"eval-offset", required_argument, 0, OPT_EOFF},
                               {"eval-device", required_argument, 0, OPT_EDEV},
                               {"eval-spec-prompts", required_argument, 0, OPT_ESPEC}};
-    int no = 14;
+    int no = 22;
     for (int i = 0; i < DSV4_GATE_COUNT; i++)
         opts[no++] = (struct option){dsv4_gate_defs[i].flag, required_argument, 0, OPT_GATE};
     opts[no] = (struct option){0, 0, 0, 0};
@@ -152,13 +188,31 @@ int main(int argc, char **argv)
     while ((ch = getopt_long(argc, argv, "h", opts, &idx)) != -1) {
         switch (ch) {
         case OPT_NO_EVAL: ef.no_eval = 1; break;
-        case OPT_EDATA: ef.data = optarg; break;
-        case OPT_EDEV:
-            if (strcmp(optarg, "auto") && strcmp(optarg, "cpu") && strcmp(optarg, "cuda")) {
-                fprintf(stderr, "dsv4-quant: --eval-device expects auto, cpu or cuda, got '%s'\n", optarg);
+        case OPT_CDATA: co.data = optarg; break;
+        case OPT_WORK: co.work_dir = optarg; break;
+        case OPT_KEEP: keep_work = 1; break;
+        case OPT_SAVEH: co.save_hessians = optarg; break;
+        case OPT_LOADH: co.load_hessians = optarg; break;
+        case OPT_CSAMP:
+        case OPT_CLEN: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end || v < (ch == OPT_CLEN ? 2 : 1) || v > 10000000) {
+                fprintf(stderr, "dsv4-quant: --%s expects a positive integer%s, got '%s'\n", opts[idx].name,
+                        ch == OPT_CLEN ? " (at least 2)" : "", optarg);
                 return 2;
             }
-            ef.device = optarg;
+            *(ch == OPT_CSAMP ? &co.samples : &co.seq_len) = (int)v;
+            break;
+        }
+        case OPT_EDATA: ef.data = optarg; break;
+        case OPT_EDEV:
+        case OPT_CDEV:
+            if (strcmp(optarg, "auto") && strcmp(optarg, "cpu") && strcmp(optarg, "cuda")) {
+                fprintf(stderr, "dsv4-quant: --%s expects auto, cpu or cuda, got '%s'\n", opts[idx].name, optarg);
+                return 2;
+            }
+            *(ch == OPT_EDEV ? &ef.device : &co.device) = optarg;
             break;
         case OPT_EROWS:
         case OPT_ELEN:
@@ -220,7 +274,8 @@ int main(int argc, char **argv)
     dsv4_after_convert ac;
     memset(&ac, 0, sizeof ac);
     json_t *raw = NULL;
-    char cpath[4096];
+    char cpath[4096], work[4200];
+    dsv4_gptq_store *store = NULL;
     if (dsv4_ckpt_open(src, 0, &c, &e)) {
         rc = -1;
         goto done;
@@ -274,10 +329,29 @@ int main(int argc, char **argv)
             goto done;
         }
         have_ac = 1;
-        dsv4_convert_opts o = {threads, !quiet && isatty(2)};
+        dsv4_convert_opts o = {threads, !quiet && isatty(2), NULL, NULL, NULL};
+        if (has_gptq(&p, &r)) {
+            snprintf(work, sizeof work, "%s.gptq-work", out);
+            if (!co.work_dir)
+                co.work_dir = work;
+            else
+                keep_work = 1;
+            co.threads = threads;
+            co.progress = !quiet && !json;
+            if (dsv4_calib_run(src, &p, &r, &co, &store, &e)) {
+                rc = -1;
+                goto done;
+            }
+            o.precomputed = store_get;
+            o.precomputed_ctx = store;
+            o.calibration = json_pack("{s:O}", "layers", dsv4_gptq_store_report(store));
+        }
         dsv4_convert_stats s;
         int crc = dsv4_convert_run_hooked(&c, &p, &r, out, &o, dsv4_after_convert_hook, &ac, &s, &e);
         dsv4_tty_progress_end(&prog);
+        json_decref(o.calibration);
+        if (crc == 0 && store && !keep_work)
+            dsv4_rmtree(co.work_dir);
         if (crc) {
             rc = -1;
             goto done;
@@ -322,6 +396,7 @@ int main(int argc, char **argv)
 done:
     if (rc < 0)
         fprintf(stderr, "dsv4-quant: %s\n", e.msg);
+    dsv4_gptq_store_close(store);
     if (have_ac)
         dsv4_after_convert_free(&ac);
     dsv4_plan_free(&p);

@@ -1,7 +1,7 @@
 /* The host compute backend (kernels/ops.h): the table, memory (plain host memory) and weights
  * (every format dequantized once to F32 at load, so every GEMM is a float GEMM). The ops live in
- * ops_linear.c, ops_norm.c, ops_hc.c, ops_attn.c and ops_moe.c; this backend is the reference the
- * CUDA one is tested against. */
+ * ops_linear.c, ops_norm.c, ops_hc.c, ops_attn.c, ops_moe.c, ops_hess.c and ops_gptq.c(_loop); this
+ * backend is the reference the CUDA one is tested against. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -76,6 +76,8 @@ static dsv4_ops cpu_ops_proto = {
     .add_bcast = dsv4_cpu_add_bcast,
     .score = dsv4_cpu_score,
     .swiglu_act = dsv4_cpu_swiglu_act,
+    .hess_acc = dsv4_cpu_hess_acc,
+    .gptq = dsv4_cpu_gptq,
 };
 
 dsv4_ops *dsv4_ops_cpu(int nthreads)

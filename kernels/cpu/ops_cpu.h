@@ -1,5 +1,6 @@
 /* The host backend's ops (kernels/ops.h), one declaration per table entry, shared by the files
- * that implement them (ops_linear.c, ops_norm.c, ops_hc.c, ops_attn.c, ops_moe.c). */
+ * that implement them (ops_linear.c, ops_norm.c, ops_hc.c, ops_attn.c, ops_moe.c, ops_hess.c,
+ * ops_gptq.c). */
 #ifndef DSV4_OPS_CPU_H
 #define DSV4_OPS_CPU_H
 
@@ -30,5 +31,8 @@ int dsv4_cpu_swiglu_act(dsv4_ops *o, const float *g, const float *u, int64_t n, 
 int dsv4_cpu_axpy(dsv4_ops *o, float alpha, const float *x, int64_t n, float *y, dsv4_err *e);
 int dsv4_cpu_add_bcast(dsv4_ops *o, const float *v, int64_t T, int64_t rep, int64_t d, float *X, dsv4_err *e);
 int dsv4_cpu_score(dsv4_ops *o, float *logits, int64_t T, int64_t E, int score_func, dsv4_err *e);
+int dsv4_cpu_hess_acc(dsv4_ops *o, const float *x, int64_t rows, int64_t cols, int64_t ld, float *H, double *n,
+                      dsv4_err *e);
+int dsv4_cpu_gptq(dsv4_ops *o, dsv4_gptq_args *a, dsv4_err *e);
 
 #endif

@@ -36,10 +36,33 @@ static int group_size(const dsv4_recipe *r, const dsv4_plan_job *j)
     return 128;
 }
 
+static int is_gptq(const dsv4_recipe *r, const dsv4_plan_job *j)
+{
+    return j->group >= 0 && (size_t)j->group < r->n_groups && r->groups[j->group].method == DSV4_METHOD_GPTQ;
+}
+
+/* A GPTQ job's outputs from the finished calibration. */
+static int fetch(const dsv4_convert_opts *o, const dsv4_plan_job *j, uint8_t *const dst[3], dsv4_job_report *rep,
+                 dsv4_err *e)
+{
+    memset(rep, 0, sizeof *rep);
+    rep->exact = 1;
+    for (int k = 0; k < j->n_out; k++) {
+        uint64_t n = 0, want = dsv4_plan_out_bytes(&j->out[k]);
+        const void *b = o->precomputed(o->precomputed_ctx, j->out[k].name, &n);
+        if (!b || n != want)
+            return dsv4_fail(e, "%s: the calibration holds no %llu-byte tensor for it (the GPTQ work folder is "
+                             "incomplete or from another plan)", j->out[k].name, (unsigned long long)want);
+        memcpy(dst[k], b, want);
+    }
+    return 0;
+}
+
 typedef struct pool {
     const dsv4_ckpt *src;
     const dsv4_plan *p;
     const dsv4_recipe *r;
+    const dsv4_convert_opts *o;
     dsv4_st_writer *w;
     size_t *first_out;          /* writer tensor index of each job's out[0] */
     size_t next;                /* next job to take */
@@ -88,7 +111,9 @@ static void *worker(void *arg)
         int rc = 0;
         for (int k = 0; k < j->n_out && rc == 0; k++)
             rc = dsv4_st_writer_begin(P->w, P->first_out[i] + (size_t)k, &dst[k], &e);
-        if (rc == 0)
+        if (rc == 0 && is_gptq(P->r, j))
+            rc = fetch(P->o, j, dst, &rep, &e);
+        else if (rc == 0)
             rc = dsv4_job_run(j, group_size(P->r, j), dst, &rep, &e);
         for (int k = 0; k < j->n_out && rc == 0; k++)
             rc = dsv4_st_writer_end(P->w, P->first_out[i] + (size_t)k, &e);
@@ -152,17 +177,14 @@ static int add_json(dsv4_st_writer *w, const char *name, const json_t *j, dsv4_e
     return rc;
 }
 
-/* Methods the executor implements: round-to-nearest. GPTQ needs calibration, which is not
- * written yet; a recipe that asks for it is refused rather than quietly rounded. */
-static int check_methods(const dsv4_plan *p, const dsv4_recipe *r, dsv4_err *e)
+/* GPTQ jobs need a finished calibration; without one they are refused, never quietly rounded. */
+static int check_methods(const dsv4_plan *p, const dsv4_recipe *r, const dsv4_convert_opts *o, dsv4_err *e)
 {
-    for (size_t i = 0; i < p->n; i++) {
-        int g = p->jobs[i].group;
-        if (g >= 0 && (size_t)g < r->n_groups && r->groups[g].method == DSV4_METHOD_GPTQ)
-            return dsv4_fail(e, "%s: group '%s' asks for method gptq (%s): GPTQ calibration is not implemented "
-                             "yet; use `method: rtn` (round-to-nearest)", r->path, r->groups[g].name,
-                             p->jobs[i].out[0].name);
-    }
+    for (size_t i = 0; i < p->n; i++)
+        if (is_gptq(r, &p->jobs[i]) && !(o && o->precomputed))
+            return dsv4_fail(e, "%s: group '%s' asks for method gptq (%s): its tensors come from a calibration "
+                             "run (dsv4-quant runs it; dsv4_calib_run), which this conversion was not given",
+                             r->path, r->groups[p->jobs[i].group].name, p->jobs[i].out[0].name);
     return 0;
 }
 
@@ -177,7 +199,7 @@ int dsv4_convert_run_hooked(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4
                             dsv4_convert_stats *st, dsv4_err *e)
 {
     memset(st, 0, sizeof *st);
-    if (check_methods(p, r, e))
+    if (check_methods(p, r, o, e))
         return -1;
     dsv4_st_plan sp;
     dsv4_st_plan_init(&sp, r->max_shard_bytes, DSV4_ST_ALWAYS_INDEX);
@@ -194,7 +216,7 @@ int dsv4_convert_run_hooked(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4
     }
     if (dsv4_st_plan_finish(&sp, e))
         goto fail_plan;
-    pool P = {.src = src, .p = p, .r = r, .first_out = first, .progress = o && o->progress, .inexact = json_array()};
+    pool P = {.src = src, .p = p, .r = r, .o = o, .first_out = first, .progress = o && o->progress, .inexact = json_array()};
     pthread_mutex_init(&P.mu, NULL);
     P.t0 = dsv4_now();
     dsv4_st_write_opts wo = {.before_commit = before_commit, .before_commit_ctx = hook_ctx};
@@ -216,6 +238,8 @@ int dsv4_convert_run_hooked(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4
     report = json_pack("{s:s,s:s,s:s,s:I,s:I,s:O}", "tool", "dsv4-quant", "recipe", r->path, "recipe_xxh3_128",
                        r->hash, "tensors", (json_int_t)nt, "bytes", (json_int_t)sp.total_bytes, "inexact_conversions",
                        P.inexact);
+    if (o && o->calibration)
+        json_object_set(report, "calibration", o->calibration);
     if (add_json(P.w, "dsv4-quant-report.json", report, e))
         goto fail_writer;
     json_decref(report);
@@ -256,7 +280,7 @@ void dsv4_convert_stats_free(dsv4_convert_stats *st)
 int dsv4_convert_one(const dsv4_plan *p, const dsv4_recipe *r, const char *name, uint8_t **bytes,
                      uint64_t *n, dsv4_err *e)
 {
-    if (check_methods(p, r, e))
+    if (check_methods(p, r, NULL, e))
         return -1;
     for (size_t i = 0; i < p->n; i++) {
         const dsv4_plan_job *j = &p->jobs[i];

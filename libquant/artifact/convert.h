@@ -14,6 +14,13 @@
 typedef struct dsv4_convert_opts {
     int threads;   /* <= 0: one per core (at most 64) */
     int progress;  /* progress on stderr (a TTY line that rewrites itself) */
+    /* GPTQ jobs (recipe groups with method gptq) take their outputs from a finished calibration
+     * (gptq/calib.h): `precomputed` hands out the stored bytes of an output tensor (NULL when it
+     * has none); without it such jobs are refused. `calibration` (may be NULL) goes into
+     * dsv4-quant-report.json. */
+    const void *(*precomputed)(const void *ctx, const char *name, uint64_t *n);
+    const void *precomputed_ctx;
+    json_t *calibration;
 } dsv4_convert_opts;
 
 typedef struct dsv4_convert_stats {

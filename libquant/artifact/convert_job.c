@@ -88,6 +88,17 @@ static int nvfp4_rtn_scale(const dsv4_plan_job *j, const uint16_t *w, float *gs,
     return 0;
 }
 
+int dsv4_job_nvfp4_scale(const dsv4_plan_job *j, int *exact, float *gs, dsv4_err *e)
+{
+    *exact = nvfp4_exact_scale(j, gs) == 0;
+    if (*exact)
+        return 0;
+    uint16_t *v = alloc_bf16(j->rows, j->cols, j->src[0]->name, e);
+    int rc = !v || dsv4_source_bf16(j->src[0], j->src[1], v, e) || nvfp4_rtn_scale(j, v, gs, e) ? -1 : 0;
+    free(v);
+    return rc;
+}
+
 int dsv4_job_run(const dsv4_plan_job *j, int group_size, uint8_t *const dst[3], dsv4_job_report *rep,
                  dsv4_err *e)
 {

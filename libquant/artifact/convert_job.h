@@ -19,4 +19,8 @@ int dsv4_job_run(const dsv4_plan_job *j, int group_size, uint8_t *const dst[3], 
  * `s`, FP4 with its scale, F16/F32 rounded to nearest even, BF16 copied. The BF16 job's values. */
 int dsv4_source_bf16(const dsv4_tensor *w, const dsv4_tensor *s, uint16_t *dst, dsv4_err *e);
 
+/* The NVFP4 global scale job j's outputs get: a power of two under which a release FP4 pair keeps
+ * its codes (*exact = 1), else compressed-tensors' scale over the fused pair's BF16 values. */
+int dsv4_job_nvfp4_scale(const dsv4_plan_job *j, int *exact, float *gs, dsv4_err *e);
+
 #endif

@@ -50,6 +50,9 @@ int dsv4_nvfp4_mx_global_scale(const dsv4_qweight *const *q, int nq, float *gs, 
  * re-quantized by RTN and counted in rep (inexact = such 16-blocks, max_abs_err measured). */
 int dsv4_nvfp4_from_mxfp4(const dsv4_qweight *q, float gs, uint8_t *packed, uint8_t *scale,
                           dsv4_conv_report *rep, dsv4_err *e);
+/* Packs E2M1 codes (GPTQ's output, one per byte [n, k], low 4 bits used) as compressed-tensors
+ * does: packed U8 [n, (k+1)/2], byte j = code[2j] | code[2j+1] << 4 (an odd k pads a 0 nibble). */
+void dsv4_nvfp4_pack(const uint8_t *codes, int64_t n, int64_t k, uint8_t *packed);
 /* Dequantized values as compressed-tensors computes them: E2M1[code] · f32(scale / gs). */
 int dsv4_nvfp4_dequant(const uint8_t *packed, const uint8_t *scale, float gs, int64_t n, int64_t k,
                        float *out, dsv4_err *e);

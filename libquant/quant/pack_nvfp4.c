@@ -6,6 +6,8 @@
  *   sc   = e4m3_rne(clamp(f32(gs · bf16(amax_blk / 6)), ±448)), 0 -> 0.125
  *   eff  = f32(sc / gs);  y = clamp(f32(w / eff), ±6);  code = e2m1_rne(y)
  *
+ * dsv4_nvfp4_pack packs codes chosen elsewhere (GPTQ) in the same nibble order as the RTN path.
+ *
  * The global scale is generate_gparam's `448 * 6 / amax`: a Python float divided by a BF16 tensor,
  * which torch evaluates as amax.reciprocal() * 2688 (Tensor.__rtruediv__), so the reciprocal is
  * rounded to BF16 before the product is. That is not the single rounding bf16(2688 / amax) that
@@ -95,6 +97,19 @@ int dsv4_nvfp4_rtn(const uint16_t *w, int64_t n, int64_t k, float gs, uint8_t *p
                 p[i / 2] = (uint8_t)(nvfp4_code(v[i] / eff) | nvfp4_code(v[i + 1] / eff) << 4);
         }
     return 0;
+}
+
+void dsv4_nvfp4_pack(const uint8_t *codes, int64_t n, int64_t k, uint8_t *packed)
+{
+    int64_t nb = (k + 1) / 2;
+    for (int64_t r = 0; r < n; r++) {
+        const uint8_t *c = codes + r * k;
+        uint8_t *p = packed + r * nb;
+        for (int64_t j = 0; j < k / 2; j++)
+            p[j] = (uint8_t)((c[2 * j] & 15u) | (c[2 * j + 1] & 15u) << 4);
+        if (k % 2)
+            p[nb - 1] = (uint8_t)(c[k - 1] & 15u);
+    }
 }
 
 int dsv4_nvfp4_dequant(const uint8_t *packed, const uint8_t *scale, float gs, int64_t n, int64_t k,

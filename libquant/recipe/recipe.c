@@ -226,6 +226,7 @@ static void defaults(dsv4_recipe *r, const char *path)
     r->max_shard_bytes = 5ULL << 30;
     r->calib_samples = 512;
     r->calib_seq_len = 2048;
+    r->calib_min_tokens = 32;
 }
 
 static void hash_hex(const void *data, size_t len, char out[33])

@@ -45,6 +45,9 @@ typedef struct dsv4_recipe_group {
     char actorder[16];     /* GPTQ: "static" ("weight" is read as "static"); "" for RTN. "group"
                               (g_idx on disk) is refused */
     char observer[16];     /* "minmax", "mse" */
+    int recompute_scales;  /* GPTQ: 1 = a group's scale is chosen when the column loop reaches it,
+                              from the error-updated weights (IST-DASLab); 0 = up front from the
+                              original weights (llm-compressor) */
 } dsv4_recipe_group;
 
 typedef struct dsv4_recipe {
@@ -62,6 +65,9 @@ typedef struct dsv4_recipe {
     /* calibration (GPTQ) */
     char calib_data[512];
     int calib_samples, calib_seq_len;
+    int calib_all_experts;    /* experts: all — every token through every expert for the Hessians */
+    int calib_min_tokens;     /* experts routed fewer tokens get calib_fallback */
+    int calib_fallback_rtn;   /* fallback: rtn (1) or all_tokens (0) */
     /* quality gates of the verification that follows a conversion (`gates:`, recipes/README.md);
        gate i is set when gate_set[i]; a NAN value turns it off */
     int gate_set[DSV4_RECIPE_GATES];

@@ -10,9 +10,9 @@
 static const char *const TOP_KEYS[] = {"version", "description", "groups", "ignore", "mtp", "experts_fp8_lossless",
                                        "max_shard_bytes", "calibration", "gates", NULL};
 static const char *const GROUP_KEYS[] = {"name", "scheme", "targets", "method", "group_size", "symmetric",
-                                         "dampening_frac", "actorder", "observer", NULL};
+                                         "dampening_frac", "actorder", "observer", "recompute_scales", NULL};
 static const char *const MTP_KEYS[] = {"policy", "aliases", NULL};
-static const char *const CALIB_KEYS[] = {"data", "samples", "seq_len", NULL};
+static const char *const CALIB_KEYS[] = {"data", "samples", "seq_len", "experts", "min_tokens", "fallback", NULL};
 
 const char *const dsv4_recipe_gate_keys[DSV4_RECIPE_GATES + 1] = {"max_ppl_increase", "max_kl", "min_top1",
                                                                    "min_accept", "max_accept_drop", NULL};
@@ -67,8 +67,12 @@ static int read_group(ry *y, const yaml_node_t *n, size_t idx, dsv4_recipe *r)
     if ((v = ry_get(y, n, "symmetric")) && ry_bool(y, v, "symmetric", &g->symmetric))
         return -1;
     yaml_node_t *damp = ry_get(y, n, "dampening_frac"), *ao = ry_get(y, n, "actorder");
-    if (g->method != DSV4_METHOD_GPTQ && (damp || ao))
-        return ry_fail(y, damp ? damp : ao, "%s applies to method gptq only", damp ? "dampening_frac" : "actorder");
+    yaml_node_t *rs = ry_get(y, n, "recompute_scales");
+    if (g->method != DSV4_METHOD_GPTQ && (damp || ao || rs))
+        return ry_fail(y, damp ? damp : ao ? ao : rs, "%s applies to method gptq only",
+                       damp ? "dampening_frac" : ao ? "actorder" : "recompute_scales");
+    if (rs && ry_bool(y, rs, "recompute_scales", &g->recompute_scales))
+        return -1;
     if (damp && ry_num(y, damp, "dampening_frac", 1e-9, 1.0, &g->dampening_frac))
         return -1;
     if (ao && rc_actorder(y, ao, "actorder", g))
@@ -123,6 +127,26 @@ static int read_calibration(ry *y, const yaml_node_t *n, dsv4_recipe *r)
         if (ry_int(y, v, "calibration.seq_len", 1, 10000000, &x))
             return -1;
         r->calib_seq_len = (int)x;
+    }
+    char buf[32];
+    if ((v = ry_get(y, n, "experts"))) {
+        if (ry_str(y, v, "calibration.experts", buf, sizeof buf))
+            return -1;
+        if (strcmp(buf, "routed") && strcmp(buf, "all"))
+            return ry_fail(y, v, "calibration.experts: '%s' (expected routed or all)", buf);
+        r->calib_all_experts = !strcmp(buf, "all");
+    }
+    if ((v = ry_get(y, n, "min_tokens"))) {
+        if (ry_int(y, v, "calibration.min_tokens", 0, 1000000000, &x))
+            return -1;
+        r->calib_min_tokens = (int)x;
+    }
+    if ((v = ry_get(y, n, "fallback"))) {
+        if (ry_str(y, v, "calibration.fallback", buf, sizeof buf))
+            return -1;
+        if (strcmp(buf, "all_tokens") && strcmp(buf, "rtn"))
+            return ry_fail(y, v, "calibration.fallback: '%s' (expected all_tokens or rtn)", buf);
+        r->calib_fallback_rtn = !strcmp(buf, "rtn");
     }
     return 0;
 }

@@ -58,6 +58,26 @@ out:
     return rc;
 }
 
+int dsv4_mtp_input(const dsv4_model *m, const dsv4_layer_w *w, const float *H, const int32_t *next_ids, int64_t T,
+                   float *X, dsv4_err *e)
+{
+    dsv4_ops *o = m->ops;
+    int64_t hc = m->cfg.hc_mult, d = m->cfg.hidden_size;
+    float eps = (float)m->cfg.rms_eps;
+    float *hs = dsv4_scratch(o, T * hc * d, e), *em = hs ? dsv4_scratch(o, T * d, e) : NULL;
+    float *ep = em ? dsv4_scratch(o, T * d, e) : NULL;
+    /* X = h_proj(hnorm(H_i)) per stream + e_proj(enorm(embed(t_{p+1}))) broadcast over streams */
+    int rc = !ep || o->upload(o, hs, H, (size_t)(T * hc * d) * sizeof(float), e) ||
+                     o->rmsnorm(o, hs, T * hc, d, w->hnorm, eps, hs, e) || o->linear(o, &w->h_proj, hs, T * hc, X, e) ||
+                     o->embed(o, &m->g.embed, next_ids, T, em, e) || o->rmsnorm(o, em, T, d, w->enorm, eps, em, e) ||
+                     o->linear(o, &w->e_proj, em, T, ep, e) || o->add_bcast(o, ep, T, hc, d, X, e)
+                 ? -1 : 0;
+    dsv4_scratch_free(o, hs);
+    dsv4_scratch_free(o, em);
+    dsv4_scratch_free(o, ep);
+    return rc;
+}
+
 int dsv4_mtp_forward(dsv4_seq *s, const float *H, const int32_t *next_ids, int64_t T, float *logits, dsv4_err *e)
 {
     const dsv4_model *m = s->m;
@@ -67,28 +87,16 @@ int dsv4_mtp_forward(dsv4_seq *s, const float *H, const int32_t *next_ids, int64
     const dsv4_layer_w *w = &m->layers[c->n_layers];
     if (w->id < 0) return dsv4_fail(e, "MTP forward: the MTP block is not loaded (open with DSV4_LOAD_MTP)");
     if (check_chunk(s, s->mtp_len, T, "MTP forward", e)) return -1;
-    int64_t hc = c->hc_mult, d = c->hidden_size;
-    float eps = (float)c->rms_eps;
     int64_t *pos = positions(s->mtp_len, T, e);
-    float *X = pos ? dsv4_scratch(o, T * hc * d, e) : NULL, *hs = X ? dsv4_scratch(o, T * hc * d, e) : NULL;
-    float *em = hs ? dsv4_scratch(o, T * d, e) : NULL, *ep = em ? dsv4_scratch(o, T * d, e) : NULL;
+    float *X = pos ? dsv4_scratch(o, T * c->hc_mult * c->hidden_size, e) : NULL;
     int rc = -1;
-    if (!ep) goto out;
-    /* X = h_proj(hnorm(H_i)) per stream + e_proj(enorm(embed(t_{p+1}))) broadcast over streams */
-    if (o->upload(o, hs, H, (size_t)(T * hc * d) * sizeof(float), e) ||
-        o->rmsnorm(o, hs, T * hc, d, w->hnorm, eps, hs, e) || o->linear(o, &w->h_proj, hs, T * hc, X, e) ||
-        o->embed(o, &m->g.embed, next_ids, T, em, e) || o->rmsnorm(o, em, T, d, w->enorm, eps, em, e) ||
-        o->linear(o, &w->e_proj, em, T, ep, e) || o->add_bcast(o, ep, T, hc, d, X, e))
-        goto out;
+    if (!X || dsv4_mtp_input(m, w, H, next_ids, T, X, e)) goto out;
     if (dsv4_layer_forward(m, w, &s->ls[c->n_layers], X, next_ids, pos, T, NULL, e)) goto out;
     if (logits && logits_out(m, w, X, T, logits, e)) goto out;
     s->mtp_len += T;
     rc = 0;
 out:
     dsv4_scratch_free(o, X);
-    dsv4_scratch_free(o, hs);
-    dsv4_scratch_free(o, em);
-    dsv4_scratch_free(o, ep);
     free(pos);
     return rc;
 }

@@ -157,6 +157,9 @@ int dsv4_ffn_forward(const dsv4_model *m, const dsv4_layer_w *w, const float *y,
         o->score(o, lg, T, E, c->score_func, e) || o->download(o, s, lg, (size_t)(T * E) * sizeof(float), e) ||
         route(m, w, s, ids, T, idx, wts, e))
         goto out;
+    if (taps && taps->routed_counts)
+        for (int64_t i = 0; i < T * K; i++)
+            taps->routed_counts[idx[i]]++;
     if (T > 0 && ((dsv4_tap_wants(taps, DSV4_TAP_SHARED_W2) && shared_tap(m, w, y, T, taps, e)) ||
                   ((dsv4_tap_wants(taps, DSV4_TAP_EXPERT_IN) || dsv4_tap_wants(taps, DSV4_TAP_EXPERT_W2)) &&
                    expert_taps(m, w, y, T, idx, taps, e))))

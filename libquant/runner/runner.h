@@ -111,6 +111,8 @@ typedef struct dsv4_taps {
               int64_t cols, dsv4_err *e);
     unsigned sites;              /* DSV4_TAP_BIT mask of the sites to emit; 0 = every site */
     const uint8_t *expert_mode;  /* [n_routed_experts] DSV4_TAP_ROUTED / ALL_TOKENS / SKIP; NULL = all routed */
+    int64_t *routed_counts;      /* [n_routed_experts] or NULL: each MoE call adds the tokens routed to
+                                    each expert (whatever the modes and sites) */
 } dsv4_taps;
 
 /* One decoder layer: X [T, hc, d] (backend) in place, for tokens ids[T] (host) at positions
@@ -126,6 +128,11 @@ int dsv4_embed_streams(const dsv4_model *m, const int32_t *ids, int64_t T, float
  * layer (mtp != NULL). */
 int dsv4_head_logits(const dsv4_model *m, const dsv4_layer_w *mtp, const float *X, int64_t T, float *logits,
                      dsv4_err *e);
+
+/* The MTP block's input streams X [T, hc, d] (backend) from the main model's final streams H (HOST
+ * [T, hc, d]) and the next tokens: h_proj(hnorm(H)) + e_proj(enorm(embed(next))) per stream. */
+int dsv4_mtp_input(const dsv4_model *m, const dsv4_layer_w *w, const float *H, const int32_t *next_ids, int64_t T,
+                   float *X, dsv4_err *e);
 
 /* Appends T tokens (T <= max_chunk) at positions s->len.. and runs the main model. logits: HOST
  * [T, vocab] or NULL; streams_out: HOST [T, hc, d] final streams (the MTP input) or NULL. */

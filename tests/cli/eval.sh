@@ -126,7 +126,7 @@ pass_if quant_report_inside json_has "$tmp/q/dsv4_verify.json" '"verdict": "pass
 pass_if quant_report_names_out json_has "$tmp/q/dsv4_verify.json" "\"artifact\": \"$tmp/q\""
 pass_if quant_report_eval_ran json_has "$tmp/q/dsv4_verify.json" '"kl_divergence": \{'
 # dsv4-fixup does not carry dsv4-quant's report over: it describes the artifact before the repair
-check fixup_source_has_report 0 'dynamic verification skipped' -- "$Q" --no-eval --recipe recipes/w4a16.yaml "$FX" "$tmp/w4"
+check fixup_source_has_report 0 'dynamic verification skipped' -- "$Q" --no-eval --recipe recipes/w4a16-rtn.yaml "$FX" "$tmp/w4"
 pass_if fixup_source_report_present test -e "$tmp/w4/dsv4_verify.json"
 check fixup_drops_report 0 '' -- "$B/bin/dsv4-fixup" "$tmp/w4" --to-w4a8 -o "$tmp/w4-fixed" --quiet
 pass_if fixup_report_not_copied test ! -e "$tmp/w4-fixed/dsv4_verify.json"
@@ -138,7 +138,7 @@ check quant_no_data 0 'skipped: no evaluation data: .* has no eval.tokens.safete
 check quant_eval_data_flag 0 'eval on 2 x 64 positions' -- "$Q" --recipe recipes/bf16.yaml --eval-data "$DATA" \
   --eval-rows 2 --eval-len 64 --eval-device "$DEV" "$tmp/src" "$tmp/ed"
 check quant_gate_fails 3 'FAIL +min_top1' "written, but its verification failed \(report: $tmp/g/dsv4_verify.json\)" \
-  -- "$Q" --quiet --recipe recipes/w4a16.yaml --eval-device "$DEV" --min-top1 100 "$FX" "$tmp/g"
+  -- "$Q" --quiet --recipe recipes/w4a16-rtn.yaml --eval-device "$DEV" --min-top1 100 "$FX" "$tmp/g"
 pass_if quant_gate_fail_keeps_artifact json_has "$tmp/g/dsv4_verify.json" '"failed_gates": \[[^]]*"min_top1"'
 check quant_bad_eval_data 2 "$tmp/none.safetensors" -- "$Q" --recipe recipes/bf16.yaml --eval-data "$tmp/none.safetensors" \
   "$FX" "$tmp/b"

@@ -15,7 +15,7 @@ PREFIX=fixup_
 listing() { (cd "$1" && find . -printf '%P %s %T@ %m\n' | sort && cksum * | sort); } # link counts aside
 no_temps() { ! ls -d "$1".tmp-* >/dev/null 2>&1; }
 
-"$Q" --quiet --recipe recipes/w4a16.yaml "$FX" "$tmp/clean" || { echo "FAIL fixup_setup (dsv4-quant)"; exit 1; }
+"$Q" --quiet --recipe recipes/w4a16-rtn.yaml "$FX" "$tmp/clean" || { echo "FAIL fixup_setup (dsv4-quant)"; exit 1; }
 # The damage: a stale index total_size (pure shell), and with python3 two `model.`-prefixed names
 # written header-only in a non-reference header.
 cp -r "$tmp/clean" "$tmp/bad"

@@ -11,10 +11,10 @@ PREFIX=quant_
 . tests/lib/cli.sh
 
 check dry_run 0 'layers.0.ffn.experts.0.w1.weight_packed +I32 +\[128, 32\]' 'mtp.0.head.weight' '^plan: [0-9]+ tensors' \
-  '^peak memory' -- "$Q" --recipe recipes/w4a16.yaml --dry-run "$FX" "$tmp/never"
+  '^peak memory' -- "$Q" --recipe recipes/w4a16-rtn.yaml --dry-run "$FX" "$tmp/never"
 absent dry_run_writes_nothing "$tmp/never"
-check convert 0 "^dsv4-quant: wrote $tmp/a: [0-9]+ tensors" -- "$Q" --recipe recipes/w4a16.yaml --threads 2 "$FX" "$tmp/a"
-check compare_identical 0 'identical' -- "$Q" --recipe recipes/w4a16.yaml --compare-tensor layers.2.ffn.experts.5.w2.weight_packed "$FX" "$tmp/a"
+check convert 0 "^dsv4-quant: wrote $tmp/a: [0-9]+ tensors" -- "$Q" --recipe recipes/w4a16-rtn.yaml --threads 2 "$FX" "$tmp/a"
+check compare_identical 0 'identical' -- "$Q" --recipe recipes/w4a16-rtn.yaml --compare-tensor layers.2.ffn.experts.5.w2.weight_packed "$FX" "$tmp/a"
 # Flip one byte inside the first shard's first weight_packed tensor, then compare that tensor.
 flip_byte() { # flip_byte SHARD: prints the name of the tensor it changed
   python3 - "$1" <<'PY'
@@ -32,20 +32,17 @@ PY
 if command -v python3 >/dev/null; then
   cp -r "$tmp/a" "$tmp/b"
   name=$(flip_byte "$(ls "$tmp"/b/model-*.safetensors | head -1)")
-  check compare_differs 3 "DIFFERS from byte 5 of" -- "$Q" --recipe recipes/w4a16.yaml --compare-tensor "$name" "$FX" "$tmp/b"
+  check compare_differs 3 "DIFFERS from byte 5 of" -- "$Q" --recipe recipes/w4a16-rtn.yaml --compare-tensor "$name" "$FX" "$tmp/b"
 else
   echo "SKIP quant_compare_differs (no python3 to flip a byte)"
 fi
-check output_exists 2 'already exists; refusing' -- "$Q" --recipe recipes/w4a16.yaml "$FX" "$tmp/a"
+check output_exists 2 'already exists; refusing' -- "$Q" --recipe recipes/w4a16-rtn.yaml "$FX" "$tmp/a"
 mkdir "$tmp/trunc" && cp "$FX"/*.json "$tmp/trunc/" && cp "$FX"/model-00002-of-00002.safetensors "$tmp/trunc/"
 head -c 3000000 "$FX"/model-00001-of-00002.safetensors >"$tmp/trunc/model-00001-of-00002.safetensors"
-check truncated_shard 2 'model-00001-of-00002.safetensors: .*(truncated|past the end)' -- "$Q" --recipe recipes/w4a16.yaml "$tmp/trunc" "$tmp/c"
+check truncated_shard 2 'model-00001-of-00002.safetensors: .*(truncated|past the end)' -- "$Q" --recipe recipes/w4a16-rtn.yaml "$tmp/trunc" "$tmp/c"
 absent truncated_leaves_nothing "$tmp/c"
 printf 'groups:\n  - name: experts\n    schem: w4a16\n' >"$tmp/bad.yaml"
 check bad_recipe 2 "bad.yaml:3:5: group 'experts': unknown key 'schem'" -- "$Q" --recipe "$tmp/bad.yaml" "$FX" "$tmp/d"
 absent bad_recipe_leaves_nothing "$tmp/d"
-sed 's/method: rtn/method: gptq/' recipes/w4a16.yaml >"$tmp/gptq.yaml"
-check gptq_refused 2 "gptq.yaml: group 'experts' asks for method gptq .*not implemented yet" -- "$Q" --recipe "$tmp/gptq.yaml" "$FX" "$tmp/g"
-absent gptq_leaves_nothing "$tmp/g"
 check usage 2 '^usage: dsv4-quant' -- "$Q" "$FX"
 exit $((fails > 0))

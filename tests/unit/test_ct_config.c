@@ -86,7 +86,7 @@ TEST(ct_config_w4a16_vllm_names)
     tp_fixture f;
     dsv4_plan p;
     int ok;
-    fixture_plan("recipes/w4a16.yaml", &p, &f, &ok);
+    fixture_plan("recipes/w4a16-rtn.yaml", &p, &f, &ok);
     REQUIRE(ok);
     const json_t *qc = json_object_get(p.config, "quantization_config");
     for (int l = 0; l < 4; l++) {
@@ -129,7 +129,7 @@ TEST(ct_config_w4a16_vllm_names)
     /* Every vLLM name of every module: exactly its group, or ignored. */
     dsv4_recipe r;
     dsv4_err e;
-    REQUIRE(tp_recipe("recipes/w4a16.yaml", &r, &e) == 0);
+    REQUIRE(tp_recipe("recipes/w4a16-rtn.yaml", &r, &e) == 0);
     dsv4_inventory inv;
     REQUIRE(dsv4_inventory_build(&f.cfg, &inv, &e) == 0);
     dsv4_ct_module *mods = calloc(inv.n, sizeof *mods);
@@ -226,7 +226,7 @@ TEST(ct_config_flash)
     size_t n;
     json_t *qc;
     REQUIRE(dsv4_config_load(th_path(FLASH), &c, &e) == 0);
-    REQUIRE(tp_recipe("recipes/w4a16.yaml", &r, &e) == 0);
+    REQUIRE(tp_recipe("recipes/w4a16-rtn.yaml", &r, &e) == 0);
     dsv4_ct_module *m = flash_mods(&c, &r, &inv, &n);
     REQUIRE(m);
     if (dsv4_ct_config_build(&r, &c, m, n, &qc, &e)) {

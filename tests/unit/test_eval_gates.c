@@ -139,7 +139,7 @@ TEST(eval_gates_from_recipe)
     CHECK(dsv4_recipe_parse(str, strlen(str), "s.yaml", &r, &e) == -1);
     CHECK_STR_CONTAINS(e.msg, "gates.max_kl");
     /* the shipped recipes have no gates: the defaults apply */
-    REQUIRE(dsv4_recipe_load(th_path("recipes/w4a16.yaml"), &r, &e) == 0);
+    REQUIRE(dsv4_recipe_load(th_path("recipes/w4a16-rtn.yaml"), &r, &e) == 0);
     for (int i = 0; i < DSV4_RECIPE_GATES; i++)
         CHECK(!r.gate_set[i]);
     dsv4_recipe_free(&r);

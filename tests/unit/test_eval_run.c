@@ -96,7 +96,7 @@ static int convert(const char *recipe, const char *out, dsv4_convert_hook hook, 
     if (raw && !dsv4_config_load(th_path("fixtures/dsv4-tiny/config.json"), &cfg, e) &&
         !dsv4_recipe_load(th_path(recipe), &r, e)) {
         if (!dsv4_plan_build(&src, &cfg, raw, &r, &p, e)) {
-            dsv4_convert_opts o = {2, 0};
+            dsv4_convert_opts o = {.threads = 2};
             dsv4_convert_stats st;
             rc = dsv4_convert_run_hooked(&src, &p, &r, out, &o, hook, ctx, &st, e);
             if (!rc)

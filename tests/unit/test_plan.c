@@ -136,7 +136,7 @@ TEST(plan_w4a16_tiny)
     dsv4_err e;
     int c[7];
     REQUIRE(tp_open(&f) == 0);
-    if (tp_plan(&f.ck, &f.cfg, f.source_config, "recipes/w4a16.yaml", &p, &e)) {
+    if (tp_plan(&f.ck, &f.cfg, f.source_config, "recipes/w4a16-rtn.yaml", &p, &e)) {
         th_fail(__FILE__, __LINE__, "%s", e.msg);
         tp_close(&f);
         return;
@@ -184,7 +184,7 @@ TEST(plan_w4a16_tiny)
     check_mtp_plain(&p, __LINE__);
     check_copies(&f, &p, __LINE__);
     check_aliases(&p, 1, __LINE__);
-    check_config(&f, &p, "recipes/w4a16.yaml", __LINE__);
+    check_config(&f, &p, "recipes/w4a16-rtn.yaml", __LINE__);
 
     const json_t *qc = qc_of(&p);
     CHECK(!strcmp(json_string_value(json_object_get(qc, "quant_method")), "compressed-tensors"));
@@ -210,7 +210,7 @@ TEST(plan_w4a8_is_w4a16_bytes)
     dsv4_plan a, b;
     dsv4_err e;
     REQUIRE(tp_open(&f) == 0);
-    REQUIRE(tp_plan(&f.ck, &f.cfg, f.source_config, "recipes/w4a16.yaml", &a, &e) == 0);
+    REQUIRE(tp_plan(&f.ck, &f.cfg, f.source_config, "recipes/w4a16-rtn.yaml", &a, &e) == 0);
     if (tp_plan(&f.ck, &f.cfg, f.source_config, "recipes/w4a8.yaml", &b, &e)) {
         th_fail(__FILE__, __LINE__, "%s", e.msg);
         dsv4_plan_free(&a);
@@ -362,7 +362,7 @@ TEST(plan_llmc_example_equals_w4a16)
     dsv4_plan a, b;
     dsv4_err e;
     REQUIRE(tp_open(&f) == 0);
-    REQUIRE(tp_plan(&f.ck, &f.cfg, f.source_config, "recipes/w4a16.yaml", &a, &e) == 0);
+    REQUIRE(tp_plan(&f.ck, &f.cfg, f.source_config, "recipes/w4a16-rtn.yaml", &a, &e) == 0);
     if (tp_plan(&f.ck, &f.cfg, f.source_config, "recipes/examples/llmcompressor-w4a16.yaml", &b, &e)) {
         th_fail(__FILE__, __LINE__, "%s", e.msg);
         dsv4_plan_free(&a);

@@ -29,8 +29,8 @@ TEST(plan_bf16_source_release_names)
     int c[7];
     REQUIRE(tp_open(&f) == 0);
     REQUIRE(tp_fake_build(&k, &f.cfg, 0, NULL, NULL) == 0);
-    REQUIRE(tp_plan(&f.ck, &f.cfg, f.source_config, "recipes/w4a16.yaml", &ref, &e) == 0);
-    if (plan_fake(&k, &f, "recipes/w4a16.yaml", &p, __LINE__) == 0) {
+    REQUIRE(tp_plan(&f.ck, &f.cfg, f.source_config, "recipes/w4a16-rtn.yaml", &ref, &e) == 0);
+    if (plan_fake(&k, &f, "recipes/w4a16-rtn.yaml", &p, __LINE__) == 0) {
         tp_counts(&p, c);
         CHECK_EQ_INT(c[FP8_RTN], 34);
         CHECK_EQ_INT(c[INT4], 192);
@@ -88,8 +88,8 @@ TEST(plan_bf16_source_transformers_names)
                  !strcmp(b.t[i].name, "model.layers.0.mlp.experts.3.up_proj.weight") ||
                  !strcmp(b.t[i].name, "model.mtp.0.self_attn.q_a_proj.weight") || !strcmp(b.t[i].name, "lm_head.weight");
     CHECK_EQ_INT(found, 4);
-    if (plan_fake(&a, &f, "recipes/w4a16.yaml", &pa, __LINE__) == 0) {
-        if (plan_fake(&b, &f, "recipes/w4a16.yaml", &pb, __LINE__) == 0) {
+    if (plan_fake(&a, &f, "recipes/w4a16-rtn.yaml", &pa, __LINE__) == 0) {
+        if (plan_fake(&b, &f, "recipes/w4a16-rtn.yaml", &pb, __LINE__) == 0) {
             tp_same_jobs(&pa, &pb, __LINE__);
             const dsv4_plan_job *j;
             if (tp_out(&pb, "layers.0.ffn.experts.3.w3.weight_packed", &j))
@@ -133,7 +133,7 @@ static void refused(const tp_fixture *f, tp_fake *k, const char *n1, const char 
 {
     dsv4_plan p;
     dsv4_err e;
-    if (tp_plan(&k->ck, &f->cfg, f->source_config, "recipes/w4a16.yaml", &p, &e) == 0) {
+    if (tp_plan(&k->ck, &f->cfg, f->source_config, "recipes/w4a16-rtn.yaml", &p, &e) == 0) {
         th_fail(__FILE__, line, "accepted");
         dsv4_plan_free(&p);
     } else if (!strstr(e.msg, n1) || (n2 && !strstr(e.msg, n2)))
@@ -174,7 +174,7 @@ TEST(plan_bf16_source_refusals)
         /* A wider dense weight is fine (the packers round it); a release-dtype weight needs its scale. */
         dsv4_plan p;
         dsv4_err e;
-        if (tp_plan(&k.ck, &f.cfg, f.source_config, "recipes/w4a16.yaml", &p, &e) == 0) {
+        if (tp_plan(&k.ck, &f.cfg, f.source_config, "recipes/w4a16-rtn.yaml", &p, &e) == 0) {
             TP_OUT(&p, "layers.0.attn.wq_a.weight", DSV4_JOB_FP8_RTN, DSV4_F8_E4M3, 2, 128, 256);
             dsv4_plan_free(&p);
         } else
@@ -199,7 +199,7 @@ TEST(plan_bf16_source_mixed)
     dsv4_err e;
     REQUIRE(tp_open(&f) == 0);
     REQUIRE(tp_fake_build(&k, &f.cfg, 0, set_fp8_noscale, NULL) == 0);
-    CHECK(tp_plan(&k.ck, &f.cfg, f.source_config, "recipes/w4a16.yaml", &p, &e) == -1);
+    CHECK(tp_plan(&k.ck, &f.cfg, f.source_config, "recipes/w4a16-rtn.yaml", &p, &e) == -1);
     CHECK_STR_CONTAINS(e.msg, "'layers.0.attn.wq_a.weight' is F8_E4M3 but its scale 'layers.0.attn.wq_a.scale' is missing");
     tp_fake_free(&k);
 
@@ -208,7 +208,7 @@ TEST(plan_bf16_source_mixed)
     REQUIRE(tp_fake_build(&k, &f.cfg, 0, set_f32, "layers.0.attn_norm.weight") == 0);
     tp_fake_add(&k, "mtp.0.head.weight", DSV4_BF16, 2, 1024, 256);
     tp_fake_add(&k, "mtp.0.emb.tok_emb.weight", DSV4_BF16, 2, 1024, 256);
-    if (plan_fake(&k, &f, "recipes/w4a16.yaml", &p, __LINE__) == 0) {
+    if (plan_fake(&k, &f, "recipes/w4a16-rtn.yaml", &p, __LINE__) == 0) {
         CHECK_EQ_INT(p.n, 385);
         TP_OUT(&p, "layers.0.attn_norm.weight", DSV4_JOB_BF16, DSV4_BF16, 1, 256, 0);
         const dsv4_plan_job *j;
@@ -232,7 +232,7 @@ TEST(plan_bf16_source_flash_scale)
     dsv4_config flash;
     REQUIRE(dsv4_config_load(th_path("fixtures/configs/deepseek-v4-flash.config.json"), &flash, &e) == 0);
     REQUIRE(tp_fake_build(&k, &flash, 0, NULL, NULL) == 0);
-    if (tp_plan(&k.ck, &flash, NULL, "recipes/w4a16.yaml", &p, &e) == 0) {
+    if (tp_plan(&k.ck, &flash, NULL, "recipes/w4a16-rtn.yaml", &p, &e) == 0) {
         tp_counts(&p, c);
         CHECK_EQ_INT(c[INT4], 43 * 256 * 3);
         CHECK_EQ_INT(c[FP8_RTN], 43 * 8 + 21); /* attention + shared experts, indexer.wq_b of the CSA layers */

@@ -228,7 +228,7 @@ static const char *run_recipe(const char *recipe, const char *experts, int fp8_l
         return NULL;
     }
     snprintf(out, sizeof out, "%s/artifact", th_tmpdir());
-    dsv4_convert_opts o = {threads, 0};
+    dsv4_convert_opts o = {.threads = threads};
     dsv4_convert_stats st;
     int ok = dsv4_plan_build(&f.src, &f.cfg, f.raw, &r, &p, &e) == 0;
     CHECK_MSG(ok, "%s", e.msg);
@@ -295,7 +295,7 @@ static const char *run_recipe(const char *recipe, const char *experts, int fp8_l
     return out;
 }
 
-TEST(quant_e2e_w4a16) { run_recipe("recipes/w4a16.yaml", "int4", 1, 1, 2); }
+TEST(quant_e2e_w4a16) { run_recipe("recipes/w4a16-rtn.yaml", "int4", 1, 1, 2); }
 TEST(quant_e2e_w4a8) { run_recipe("recipes/w4a8.yaml", "int4", 1, 1, 2); }
 TEST(quant_e2e_nvfp4) { run_recipe("recipes/nvfp4.yaml", "nvfp4", 1, 1, 2); }
 TEST(quant_e2e_fp8) { run_recipe("recipes/fp8.yaml", "fp8", 1, 1, 2); }
@@ -305,10 +305,10 @@ TEST(quant_e2e_bf16) { run_recipe("recipes/bf16.yaml", "bf16", 0, 0, 2); }
 TEST(quant_e2e_byte_reproducible)
 {
     char a[4096], cmd[9000];
-    const char *o = run_recipe("recipes/w4a16.yaml", "int4", 1, 1, 1);
+    const char *o = run_recipe("recipes/w4a16-rtn.yaml", "int4", 1, 1, 1);
     REQUIRE(o);
     snprintf(a, sizeof a, "%s", o);
-    const char *b = run_recipe("recipes/w4a16.yaml", "int4", 1, 1, 2);
+    const char *b = run_recipe("recipes/w4a16-rtn.yaml", "int4", 1, 1, 2);
     REQUIRE(b);
     snprintf(cmd, sizeof cmd, "diff -r '%s' '%s' >/dev/null", a, b);
     CHECK_MSG(system(cmd) == 0, "two runs of the same conversion differ (%s vs %s)", a, b);

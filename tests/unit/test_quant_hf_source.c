@@ -31,7 +31,7 @@ static int quant(const char *src, const char *recipe, const char *out)
         if (rc == 0) {
             rc = dsv4_plan_build(&c, &cfg, raw, &r, &p, &e);
             if (rc == 0) {
-                dsv4_convert_opts o = {2, 0};
+                dsv4_convert_opts o = {.threads = 2};
                 dsv4_convert_stats st;
                 rc = dsv4_convert_run(&c, &p, &r, out, &o, &st, &e);
                 if (rc == 0)
@@ -130,8 +130,8 @@ TEST(quant_transformers_fused_source_equals_release_source)
     CHECK(dsv4_ckpt_find(&c, "model.layers.3.mlp.experts.gate_up_proj") != NULL);
     CHECK(dsv4_ckpt_find(&c, "layers.0.attn.wq_a.weight") == NULL);
     dsv4_ckpt_close(&c);
-    REQUIRE(quant(bf16, "recipes/w4a16.yaml", a) == 0);
-    REQUIRE(quant(hf, "recipes/w4a16.yaml", b) == 0);
+    REQUIRE(quant(bf16, "recipes/w4a16-rtn.yaml", a) == 0);
+    REQUIRE(quant(hf, "recipes/w4a16-rtn.yaml", b) == 0);
     snprintf(cmd, sizeof cmd,
              "cd '%s' && for f in *.safetensors model.safetensors.index.json dsv4-manifest.json; do cmp -s \"$f\" "
              "'%s'/\"$f\" || exit 1; done",

@@ -74,7 +74,7 @@ static uint64_t peak_rss_of_quant(const char *src, const char *out)
 {
     char cmd[16384];
     snprintf(cmd, sizeof cmd, "'%s/bin/dsv4-quant' --json --threads 2 --recipe '%s' '%s' '%s'",
-             getenv("BUILD") ? getenv("BUILD") : "build", th_path("recipes/w4a16.yaml"), src, out);
+             getenv("BUILD") ? getenv("BUILD") : "build", th_path("recipes/w4a16-rtn.yaml"), src, out);
     FILE *f = popen(cmd, "r");
     json_error_t je;
     json_t *j = f ? json_loadf(f, 0, &je) : NULL;

@@ -37,7 +37,7 @@ TEST(recipe_w4a16_file)
 {
     dsv4_recipe r;
     char h[33];
-    REQUIRE(load("recipes/w4a16.yaml", &r) == 0);
+    REQUIRE(load("recipes/w4a16-rtn.yaml", &r) == 0);
     CHECK(!r.llm_compressor);
     REQUIRE(r.n_groups == 2);
     CHECK(!strcmp(r.groups[0].name, "attention"));
@@ -56,9 +56,9 @@ TEST(recipe_w4a16_file)
     CHECK_EQ_INT(r.max_shard_bytes, 5ULL << 30);
     CHECK_EQ_INT(r.calib_samples, 512);
     CHECK_EQ_INT(r.calib_seq_len, 2048);
-    file_hash("recipes/w4a16.yaml", h);
+    file_hash("recipes/w4a16-rtn.yaml", h);
     CHECK(!strcmp(r.hash, h));
-    CHECK_STR_CONTAINS(r.path, "recipes/w4a16.yaml");
+    CHECK_STR_CONTAINS(r.path, "recipes/w4a16-rtn.yaml");
     dsv4_recipe_free(&r);
 }
 
@@ -97,7 +97,7 @@ TEST(recipe_other_files)
 TEST(recipe_matching)
 {
     dsv4_recipe r;
-    REQUIRE(load("recipes/w4a16.yaml", &r) == 0);
+    REQUIRE(load("recipes/w4a16-rtn.yaml", &r) == 0);
     const dsv4_recipe_group *g;
     CHECK((g = dsv4_recipe_match(&r, "layers.0.attn.wq_a")) && g == &r.groups[0]);
     CHECK((g = dsv4_recipe_match(&r, "layers.3.attn.indexer.wq_b")) && g == &r.groups[0]);

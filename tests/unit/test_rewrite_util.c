@@ -221,11 +221,11 @@ int trw_quant_fixture(const char *dir, const char *out)
     char *yaml;
     size_t n;
     dsv4_err e;
-    if (dsv4_read_file(th_path("recipes/w4a16.yaml"), 1 << 20, &yaml, &n, &e))
+    if (dsv4_read_file(th_path("recipes/w4a16-rtn.yaml"), 1 << 20, &yaml, &n, &e))
         return th_fail(__FILE__, __LINE__, "%s", e.msg), -1;
     char *at = strstr(yaml, "max_shard_bytes: 5GiB");
     if (!at)
-        return free(yaml), th_fail(__FILE__, __LINE__, "recipes/w4a16.yaml: no max_shard_bytes line"), -1;
+        return free(yaml), th_fail(__FILE__, __LINE__, "recipes/w4a16-rtn.yaml: no max_shard_bytes line"), -1;
     memcpy(at, "max_shard_bytes: 3MiB", 21);
     int rc = dsv4_atomic_write(tw_join(dir, "w4a16-3m.yaml"), yaml, n, &e);
     free(yaml);
@@ -239,7 +239,7 @@ int trw_quant_fixture(const char *dir, const char *out)
         dsv4_config_load(th_path("fixtures/dsv4-tiny/config.json"), &cfg, &e))
         return json_decref(raw), th_fail(__FILE__, __LINE__, "%s", e.msg), -1;
     dsv4_plan p;
-    dsv4_convert_opts o = {2, 0};
+    dsv4_convert_opts o = {.threads = 2};
     dsv4_convert_stats st;
     rc = dsv4_plan_build(&src, &cfg, raw, &r, &p, &e);
     if (rc == 0) {

@@ -11,7 +11,7 @@
 
 TEST(rules_compressor_clean_artifacts_pass)
 {
-    static const char *const recipes[] = {"recipes/w4a16.yaml", "recipes/nvfp4.yaml", "recipes/fp8.yaml",
+    static const char *const recipes[] = {"recipes/w4a16-rtn.yaml", "recipes/nvfp4.yaml", "recipes/fp8.yaml",
                                           "recipes/bf16.yaml", "version: 1\nmtp:\n  policy: keep\n"};
     for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++) {
         dsv4_vctx v;
@@ -30,7 +30,7 @@ TEST(rules_compressor_clean_artifacts_pass)
 TEST(rules_compressor_fp8_forms_dequantized)
 {
     ra_art a;
-    REQUIRE(ra_load(ra_clean("recipes/w4a16.yaml"), &a) == 0);
+    REQUIRE(ra_load(ra_clean("recipes/w4a16-rtn.yaml"), &a) == 0);
     REQUIRE(ra_quant_fp8(&a, "layers.1.attn.compressor.wkv", ".weight_scale", DSV4_BF16) == 0);
     REQUIRE(ra_quant_fp8(&a, "layers.3.attn.indexer.weights_proj", ".weight_scale_inv", DSV4_F32) == 0);
     REQUIRE(ra_quant_fp8(&a, "layers.2.ffn.gate", ".scale", DSV4_F8_E8M0) == 0);
@@ -98,7 +98,7 @@ TEST(rules_compressor_int4_nvfp4_no_repair)
 TEST(rules_compressor_unrepairable_forms)
 {
     ra_art a;
-    REQUIRE(ra_load(ra_clean("recipes/w4a16.yaml"), &a) == 0);
+    REQUIRE(ra_load(ra_clean("recipes/w4a16-rtn.yaml"), &a) == 0);
     REQUIRE(ra_quant_fp8(&a, "layers.2.attn.compressor.wgate", ".weight_scale", DSV4_BF16) == 0);
     int64_t rows[2] = {128, 1};
     ra_put(&a, "layers.2.attn.compressor.wgate.weight_scale", DSV4_BF16, 2, rows, NULL);
@@ -121,7 +121,7 @@ TEST(rules_compressor_unrepairable_forms)
 TEST(rules_compressor_canonical_names)
 {
     ra_art a;
-    REQUIRE(ra_load(ra_clean("recipes/w4a16.yaml"), &a) == 0);
+    REQUIRE(ra_load(ra_clean("recipes/w4a16-rtn.yaml"), &a) == 0);
     REQUIRE(ra_quant_fp8(&a, "layers.1.attn.indexer.weights_proj", ".weight_scale", DSV4_BF16) == 0);
     ra_tensor *t = ra_find(&a, "layers.1.attn.indexer.weights_proj.weight_scale");
     REQUIRE(t);

@@ -11,7 +11,7 @@
 
 TEST(rules_fp32_clean_artifacts_pass)
 {
-    static const char *const recipes[] = {"recipes/w4a16.yaml", "recipes/nvfp4.yaml", "recipes/bf16.yaml"};
+    static const char *const recipes[] = {"recipes/w4a16-rtn.yaml", "recipes/nvfp4.yaml", "recipes/bf16.yaml"};
     for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++) {
         dsv4_vctx v;
         const char *art = ra_clean(recipes[i]);
@@ -34,7 +34,7 @@ TEST(rules_fp32_downcast)
     static const char *const names[] = {"layers.2.hc_attn_fn", "mtp.0.hc_attn_fn", "layers.3.ffn.gate.bias",
                                         "layers.1.attn.indexer.compressor.ape"};
     ra_art a;
-    REQUIRE(ra_load(ra_clean("recipes/w4a16.yaml"), &a) == 0);
+    REQUIRE(ra_load(ra_clean("recipes/w4a16-rtn.yaml"), &a) == 0);
     for (size_t i = 0; i < 4; i++)
         REQUIRE(ra_cast(&a, names[i], DSV4_BF16) == 0);
     const char *bad = ra_write(&a);
@@ -70,7 +70,7 @@ TEST(rules_fp32_downcast)
 TEST(rules_fp32_wrong_shape)
 {
     ra_art a;
-    REQUIRE(ra_load(ra_clean("recipes/w4a16.yaml"), &a) == 0);
+    REQUIRE(ra_load(ra_clean("recipes/w4a16-rtn.yaml"), &a) == 0);
     int64_t s25[1] = {25};
     ra_put(&a, "layers.2.hc_ffn_base", DSV4_F32, 1, s25, NULL);
     const char *bad = ra_write(&a);
@@ -121,7 +121,7 @@ TEST(rules_fp32_values_differ)
 TEST(rules_fp32_source_without_f32)
 {
     ra_art a;
-    REQUIRE(ra_load(ra_clean("recipes/w4a16.yaml"), &a) == 0);
+    REQUIRE(ra_load(ra_clean("recipes/w4a16-rtn.yaml"), &a) == 0);
     REQUIRE(ra_cast(&a, "layers.0.attn.attn_sink", DSV4_BF16) == 0);
     const char *bad = ra_write(&a);
     ra_free(&a);

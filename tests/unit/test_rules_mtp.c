@@ -23,7 +23,7 @@ static int only_puts_of(const dsv4_vctx *v, const char *id)
 
 TEST(rules_mtp_clean_artifacts_pass)
 {
-    static const char *const recipes[] = {"recipes/w4a16.yaml", "recipes/nvfp4.yaml", "recipes/fp8.yaml",
+    static const char *const recipes[] = {"recipes/w4a16-rtn.yaml", "recipes/nvfp4.yaml", "recipes/fp8.yaml",
                                           "recipes/bf16.yaml", NATIVE};
     static const char *const ok[] = {"mtp-present", "mtp-complete", "mtp-quant-all-or-nothing", "mtp-matches-source"};
     for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++) {
@@ -66,7 +66,7 @@ static void no_mtp_config(ra_art *a)
 TEST(rules_mtp_config_without_mtp_skips)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", no_mtp_config), NULL, MTP_RULES) == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", no_mtp_config), NULL, MTP_RULES) == 0);
     static const char *const ids[] = {"mtp-present", "mtp-complete", "mtp-quant-all-or-nothing", "mtp-aliases",
                                       "mtp-quantized"};
     for (size_t k = 0; k < 5; k++) {
@@ -82,7 +82,7 @@ static void strip_mtp(ra_art *a) { ra_drop_prefix(a, "mtp."); }
  * copied from head / embed, beside the last layer's tensors. */
 TEST(rules_mtp_present_bf16_policy)
 {
-    const char *bad = ra_edited("recipes/w4a16.yaml", strip_mtp);
+    const char *bad = ra_edited("recipes/w4a16-rtn.yaml", strip_mtp);
     dsv4_vctx v;
     REQUIRE(ra_verify(&v, bad, ra_source(), MTP_RULES) == 0);
     CHECK(ra_status_is(&v, "mtp-present", DSV4_RS_FAIL));
@@ -166,7 +166,7 @@ static void incomplete(ra_art *a)
 
 TEST(rules_mtp_complete)
 {
-    const char *bad = ra_edited("recipes/w4a16.yaml", incomplete);
+    const char *bad = ra_edited("recipes/w4a16-rtn.yaml", incomplete);
     dsv4_vctx v;
     REQUIRE(ra_verify(&v, bad, ra_source(), "mtp-complete") == 0);
     CHECK(ra_status_is(&v, "mtp-complete", DSV4_RS_FAIL));
@@ -213,7 +213,7 @@ static void mtp_all_but_wo_a(ra_art *a) { quantize_mtp(a, 1, 1, 0); }
 /* compressed-tensors #712: the MTP experts packed INT4, the rest BF16 (mode 3 / 20). */
 TEST(rules_mtp_partly_quantized)
 {
-    const char *bad = ra_edited("recipes/w4a16.yaml", mtp_experts_int4);
+    const char *bad = ra_edited("recipes/w4a16-rtn.yaml", mtp_experts_int4);
     dsv4_vctx v;
     REQUIRE(ra_verify(&v, bad, ra_source(), MTP_RULES) == 0);
     CHECK(ra_status_is(&v, "mtp-quant-all-or-nothing", DSV4_RS_FAIL));
@@ -238,13 +238,13 @@ TEST(rules_mtp_partly_quantized)
 TEST(rules_mtp_wholly_quantized)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", mtp_all_int4), NULL, MTP_RULES) == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", mtp_all_int4), NULL, MTP_RULES) == 0);
     CHECK(ra_status_is(&v, "mtp-quant-all-or-nothing", DSV4_RS_PASS));
     CHECK(ra_status_is(&v, "mtp-quantized", DSV4_RS_FAIL));
     CHECK(ra_evidence(&v, "mtp-quantized", "failure mode 20", "ct_int4", NULL));
     dsv4_vctx_close(&v);
     /* All but wo_a: a BF16 wo_a beside quantized MTP layers (mode 21). */
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", mtp_all_but_wo_a), NULL, MTP_RULES) == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", mtp_all_but_wo_a), NULL, MTP_RULES) == 0);
     CHECK(ra_status_is(&v, "mtp-quant-all-or-nothing", DSV4_RS_FAIL));
     CHECK(ra_evidence(&v, "mtp-quant-all-or-nothing", "57 of 58", "mtp.0.attn.wo_a: plain", "repair needs --source",
                       NULL));
@@ -322,7 +322,7 @@ TEST(rules_mtp_matches_source)
     CHECK(o && o->produce == DSV4_PRODUCE_COPY && o->from == dsv4_side_find(&v.src, "mtp.0.attn.wq_a.scale")->t);
     dsv4_vctx_close(&v);
 
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", mtp_norm_shape), ra_source(), "mtp-matches-source") == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", mtp_norm_shape), ra_source(), "mtp-matches-source") == 0);
     CHECK(ra_evidence(&v, "mtp-matches-source", "mtp.0.hnorm.weight: BF16 [255], the source's BF16 [256]", NULL));
     dsv4_vctx_close(&v);
 }
@@ -341,7 +341,7 @@ static void overlapping(ra_art *a)
 TEST(rules_mtp_overlapping_repairs_once)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", overlapping), ra_source(),
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", overlapping), ra_source(),
                       MTP_RULES ",fp32-dtype,fp32-matches-source,router-gate-bias,router-tid2eid,"
                       "compressor-unquantized") == 0);
     CHECK(ra_status_is(&v, "mtp-complete", DSV4_RS_FAIL));
@@ -362,7 +362,7 @@ TEST(rules_mtp_overlapping_repairs_once)
 TEST(rules_mtp_unreadable_shard_is_not_missing)
 {
     ra_art a;
-    REQUIRE(ra_load(ra_clean("recipes/w4a16.yaml"), &a) == 0);
+    REQUIRE(ra_load(ra_clean("recipes/w4a16-rtn.yaml"), &a) == 0);
     const char *dir = ra_write_sharded(&a, 1u << 20);
     ra_free(&a);
     REQUIRE(dir);

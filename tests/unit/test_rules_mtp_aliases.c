@@ -38,7 +38,7 @@ static void alias_wrong_shape(ra_art *a)
 TEST(rules_mtp_aliases)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", drop_aliases), NULL, "mtp-aliases") == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", drop_aliases), NULL, "mtp-aliases") == 0);
     CHECK(ra_status_is(&v, "mtp-aliases", DSV4_RS_FAIL));
     CHECK(ra_evidence(&v, "mtp-aliases", "mtp.0.head.weight: missing", "failure mode 6", NULL));
     CHECK(ra_evidence(&v, "mtp-aliases", "mtp.0.emb.tok_emb.weight: missing", "embedding", NULL));
@@ -48,7 +48,7 @@ TEST(rules_mtp_aliases)
     CHECK_EQ_INT(v.fixes.n, 2);
     dsv4_vctx_close(&v);
 
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", alias_from_head), NULL, "mtp-aliases") == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", alias_from_head), NULL, "mtp-aliases") == 0);
     CHECK(ra_evidence(&v, "mtp-aliases", "mtp.0.emb.tok_emb.weight: BF16 [1024, 256] differs from embed.weight", NULL));
     o = ra_op(&v, DSV4_FIX_PUT, "mtp.0.emb.tok_emb.weight", "mtp-aliases");
     CHECK(o && o->from == dsv4_side_find(&v.art, "embed.weight")->t && !o->near);
@@ -56,17 +56,17 @@ TEST(rules_mtp_aliases)
     dsv4_vctx_close(&v);
 
     /* D's F32 alias of a BF16 head: equal after the cast, so fine; a changed value is not. */
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", alias_f32), NULL, "mtp-aliases") == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", alias_f32), NULL, "mtp-aliases") == 0);
     CHECK(ra_status_is(&v, "mtp-aliases", DSV4_RS_PASS));
     dsv4_vctx_close(&v);
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", alias_f32_changed), NULL, "mtp-aliases") == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", alias_f32_changed), NULL, "mtp-aliases") == 0);
     CHECK(ra_evidence(&v, "mtp-aliases", "mtp.0.head.weight: F32 [1024, 256] differs from head.weight (BF16 [1024, "
                       "256], cast to the alias's dtype) in 1 of 262144 values (first at index 10: 1234.5", NULL));
     o = ra_op(&v, DSV4_FIX_PUT, "mtp.0.head.weight", NULL);
     CHECK(o && o->dtype == DSV4_BF16);
     dsv4_vctx_close(&v);
 
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", alias_wrong_shape), NULL, "mtp-aliases") == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", alias_wrong_shape), NULL, "mtp-aliases") == 0);
     CHECK(ra_evidence(&v, "mtp-aliases", "mtp.0.head.weight: BF16 [1024, 128], but head.weight is BF16 [1024, 256]",
                       NULL));
     dsv4_vctx_close(&v);
@@ -91,11 +91,11 @@ static void aliases_recipe_gone(ra_art *a)
 TEST(rules_mtp_aliases_omitted)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", aliases_off_flag), NULL, "mtp-aliases") == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", aliases_off_flag), NULL, "mtp-aliases") == 0);
     CHECK(ra_status_is(&v, "mtp-aliases", DSV4_RS_SKIP));
     CHECK_STR_CONTAINS(ra_result(&v, "mtp-aliases")->skip_reason, "dsv4_provenance.mtp_aliases is false");
     dsv4_vctx_close(&v);
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", aliases_recipe_gone), NULL, "mtp-aliases") == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", aliases_recipe_gone), NULL, "mtp-aliases") == 0);
     CHECK(ra_status_is(&v, "mtp-aliases", DSV4_RS_FAIL));
     CHECK(ra_evidence(&v, "mtp-aliases", "mtp.0.head.weight: missing", "/nonexistent/r.yaml, which cannot be read",
                       NULL));
@@ -113,7 +113,7 @@ static void two_blocks(ra_art *a)
 TEST(rules_mtp_complete_second_block_missing)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", two_blocks), ra_source(), "mtp-complete,mtp-aliases") == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", two_blocks), ra_source(), "mtp-complete,mtp-aliases") == 0);
     REQUIRE(v.model && v.model->n_mtp == 2);
     CHECK(ra_status_is(&v, "mtp-complete", DSV4_RS_FAIL));
     CHECK_EQ_INT(ra_result(&v, "mtp-complete")->n_found, 1);

@@ -10,7 +10,7 @@
 
 TEST(rules_router_clean_artifacts_pass)
 {
-    static const char *const recipes[] = {"recipes/w4a16.yaml", "recipes/fp8.yaml", "recipes/bf16.yaml"};
+    static const char *const recipes[] = {"recipes/w4a16-rtn.yaml", "recipes/fp8.yaml", "recipes/bf16.yaml"};
     for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++) {
         dsv4_vctx v;
         REQUIRE(ra_verify(&v, ra_clean(recipes[i]), NULL, RULES) == 0);
@@ -31,7 +31,7 @@ static void drop_bias3(ra_art *a) { ra_drop(a, "layers.3.ffn.gate.bias"); }
 
 TEST(rules_router_gate_bias_missing)
 {
-    const char *bad = ra_edited("recipes/w4a16.yaml", drop_bias3);
+    const char *bad = ra_edited("recipes/w4a16-rtn.yaml", drop_bias3);
     dsv4_vctx v;
     REQUIRE(ra_verify(&v, bad, ra_source(), RULES) == 0);
     CHECK(ra_status_is(&v, "router-gate-bias", DSV4_RS_FAIL));
@@ -78,7 +78,7 @@ static void bias_bf16_and_renamed(ra_art *a)
 TEST(rules_router_gate_bias_dtype_and_name_are_other_rules)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", bias_bf16_and_renamed), NULL, RULES) == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", bias_bf16_and_renamed), NULL, RULES) == 0);
     CHECK(ra_status_is(&v, "router-gate-bias", DSV4_RS_PASS));
     CHECK(ra_status_is(&v, "fp32-dtype", DSV4_RS_FAIL));
     CHECK(ra_evidence(&v, "fp32-dtype", "layers.2.ffn.gate.bias: expected F32 [16]", "found BF16 [16]", NULL));
@@ -90,7 +90,7 @@ static void drop_mtp(ra_art *a) { ra_drop_prefix(a, "mtp."); }
 TEST(rules_router_mtp_block_missing_is_mtp_present_s)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", drop_mtp), NULL, RULES ",mtp-present") == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", drop_mtp), NULL, RULES ",mtp-present") == 0);
     CHECK(ra_status_is(&v, "router-gate-bias", DSV4_RS_PASS));
     CHECK(ra_status_is(&v, "mtp-present", DSV4_RS_FAIL));
     dsv4_vctx_close(&v);
@@ -129,7 +129,7 @@ static void tid2eid_i32(ra_art *a)
 TEST(rules_router_tid2eid_i32)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", tid2eid_i32), ra_source(), RULES) == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", tid2eid_i32), ra_source(), RULES) == 0);
     CHECK(ra_status_is(&v, "router-tid2eid", DSV4_RS_FAIL));
     CHECK(ra_evidence(&v, "router-tid2eid", "layers.0.ffn.gate.tid2eid: expected I64 [1024, 4] (layer 0, a hash "
                       "layer), found I32 [1024, 4]", NULL));
@@ -149,7 +149,7 @@ static void tid2eid_out_of_range(ra_art *a)
 TEST(rules_router_tid2eid_values)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", tid2eid_out_of_range), NULL, RULES) == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", tid2eid_out_of_range), NULL, RULES) == 0);
     CHECK(ra_status_is(&v, "router-tid2eid", DSV4_RS_FAIL));
     CHECK(ra_evidence(&v, "router-tid2eid", "layers.1.ffn.gate.tid2eid: 2 of 4096 expert ids outside [0, 16) (first "
                       "at index 7: 16)", "repair needs --source", NULL));
@@ -166,7 +166,7 @@ static void tid2eid_on_bias_layer(ra_art *a)
 TEST(rules_router_tid2eid_on_non_hash_layer)
 {
     dsv4_vctx v;
-    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16.yaml", tid2eid_on_bias_layer), ra_source(), RULES) == 0);
+    REQUIRE(ra_verify(&v, ra_edited("recipes/w4a16-rtn.yaml", tid2eid_on_bias_layer), ra_source(), RULES) == 0);
     CHECK(ra_status_is(&v, "router-tid2eid", DSV4_RS_FAIL));
     CHECK(ra_evidence(&v, "router-tid2eid", "layers.2.ffn.gate.tid2eid: present, but layer 2 is not a hash layer "
                       "(only hash layers have ffn.gate.tid2eid)", NULL));

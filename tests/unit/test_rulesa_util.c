@@ -37,7 +37,7 @@ static int convert(const char *recipe_path, const char *out)
     if (ok) {
         ok = dsv4_plan_build(&src, &cfg, raw, &r, &p, &e) == 0;
         if (ok) {
-            dsv4_convert_opts o = {2, 0};
+            dsv4_convert_opts o = {.threads = 2};
             dsv4_convert_stats st;
             ok = dsv4_convert_run(&src, &p, &r, out, &o, &st, &e) == 0;
             if (ok)

@@ -11,7 +11,7 @@
 
 #include "verify/vctx.h"
 
-/* The clean artifact of `recipe` (a repository path such as "recipes/w4a16.yaml", or YAML text
+/* The clean artifact of `recipe` (a repository path such as "recipes/w4a16-rtn.yaml", or YAML text
  * with a newline, written to a file first), converted once per process; NULL on failure (reported). */
 const char *ra_clean(const char *recipe);
 const char *ra_source(void); /* fixtures/dsv4-tiny */

@@ -21,8 +21,8 @@ static void output_unchanged(dsv4_ops *ops)
     REQUIRE(c->n_routed_experts <= 64);
     for (int x = 0; x < 64; x++) mixed[x] = (uint8_t)(x % 3), all[x] = DSV4_TAP_ALL_TOKENS;
     rt_rec r = {.o = ops, .fail_site = -1};
-    dsv4_taps cfg[3] = {{&r, rt_rec_fn, 0, NULL}, {&r, rt_rec_fn, 0, mixed},
-                        {&r, rt_rec_fn, DSV4_TAP_BIT(DSV4_TAP_EXPERT_W2), all}};
+    dsv4_taps cfg[3] = {{&r, rt_rec_fn, 0, NULL, NULL}, {&r, rt_rec_fn, 0, mixed, NULL},
+                        {&r, rt_rec_fn, DSV4_TAP_BIT(DSV4_TAP_EXPERT_W2), all, NULL}};
     dsv4_err e = {0};
     for (int L = 0; L < c->n_layers; L++) {
         float *ref = rt_layer_run(&k, L, NULL, &e);
@@ -69,7 +69,7 @@ static void modes_layer(rt_walk *k, int L, const rt_rec *base)
     int64_t E = c->n_routed_experts, d = c->hidden_size, I = c->moe_inter_dim;
     uint8_t mode[64] = {0};
     rt_rec r = {.o = k->f.ops, .fail_site = -1};
-    dsv4_taps t = {&r, rt_rec_fn, 0, mode};
+    dsv4_taps t = {&r, rt_rec_fn, 0, mode, NULL};
     dsv4_err e = {0};
     float *h;
     mode[5] = DSV4_TAP_ALL_TOKENS, mode[3] = DSV4_TAP_SKIP;
@@ -143,7 +143,7 @@ TEST(runner_taps_modes_and_sites)
     rt_walk k;
     REQUIRE(rt_walk_open(&k, dsv4_ops_cpu(0)) == 0);
     rt_rec base = {.o = k.f.ops, .fail_site = -1};
-    dsv4_taps all = {&base, rt_rec_fn, 0, NULL};
+    dsv4_taps all = {&base, rt_rec_fn, 0, NULL, NULL};
     dsv4_err e = {0};
     REQUIRE(k.f.m.cfg.n_routed_experts <= 64 && k.f.m.cfg.n_layers >= 3);
     for (int L = 0; L <= 2; L++) { /* layer 0 routes by hash, layer 2 by score */

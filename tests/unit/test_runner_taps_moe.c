@@ -148,7 +148,7 @@ static void expert_rows(dsv4_ops *ops)
     rt_walk k;
     REQUIRE(rt_walk_open(&k, ops) == 0);
     rt_rec r = {.o = k.f.ops, .fail_site = -1};
-    dsv4_taps taps = {&r, rt_rec_fn, 0, NULL};
+    dsv4_taps taps = {&r, rt_rec_fn, 0, NULL, NULL};
     dsv4_err e = {0};
     for (int L = 0; L < k.f.m.cfg.n_layers; L++) {
         float *h = rt_layer_run(&k, L, &taps, &e);

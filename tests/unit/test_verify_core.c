@@ -113,7 +113,7 @@ static void to_hf(ra_art *a)
 
 TEST(verify_names_rules_detect_and_plan_renames)
 {
-    const char *out = ra_edited("recipes/w4a16.yaml", to_hf);
+    const char *out = ra_edited("recipes/w4a16-rtn.yaml", to_hf);
     REQUIRE(out);
     dsv4_vctx v;
     REQUIRE(ra_verify(&v, out, NULL, NULL) == 0);
@@ -149,13 +149,13 @@ static void add_unknown(ra_art *a)
 
 TEST(verify_prefix_missing_unknown)
 {
-    const char *out = ra_edited("recipes/w4a16.yaml", prefix_one);
+    const char *out = ra_edited("recipes/w4a16-rtn.yaml", prefix_one);
     dsv4_vctx v;
     REQUIRE(out && ra_verify(&v, out, NULL, NULL) == 0);
     CHECK_MSG(!strcmp(core_failures(&v), "names-model-prefix"), "got %s", core_failures(&v));
     dsv4_vctx_close(&v);
 
-    out = ra_edited("recipes/w4a16.yaml", drop_expert);
+    out = ra_edited("recipes/w4a16-rtn.yaml", drop_expert);
     REQUIRE(out && ra_verify(&v, out, NULL, NULL) == 0);
     CHECK_MSG(!strcmp(core_failures(&v), "inventory-tensors,role-counts"), "got %s", core_failures(&v));
     const dsv4_rule_result *r = ra_result(&v, "inventory-tensors");
@@ -164,7 +164,7 @@ TEST(verify_prefix_missing_unknown)
     CHECK_EQ_INT(r->n_found, 3);
     dsv4_vctx_close(&v);
 
-    out = ra_edited("recipes/w4a16.yaml", add_unknown);
+    out = ra_edited("recipes/w4a16-rtn.yaml", add_unknown);
     REQUIRE(out && ra_verify(&v, out, NULL, NULL) == 0);
     CHECK_MSG(!strcmp(core_failures(&v), "names-unknown,inventory-tensors,role-counts"), "got %s",
               core_failures(&v));

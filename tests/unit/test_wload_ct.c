@@ -146,7 +146,7 @@ static void exact_except(const worst *w, dsv4_lw_fmt lossy)
 TEST(wload_ct_w4a16)
 {
     worst w;
-    check_artifact("recipes/w4a16.yaml", DSV4_LW_INT4, DSV4_LW_FP8_BLOCK, &w);
+    check_artifact("recipes/w4a16-rtn.yaml", DSV4_LW_INT4, DSV4_LW_FP8_BLOCK, &w);
     CHECK_EQ_INT(w.n[DSV4_LW_INT4], 4 * 48);
     exact_except(&w, DSV4_LW_INT4);
     /* RTN of the FP4 experts to INT4 g128: measured largest per-tensor relative (Frobenius) error

@@ -175,5 +175,5 @@ TEST(wload_hf_fused_bf16)
 
 TEST(wload_hf_linearized_w4a16)
 {
-    check_hf("recipes/w4a16.yaml", to_linearized, "model.layers.2.mlp.experts.7.down_proj.weight_packed");
+    check_hf("recipes/w4a16-rtn.yaml", to_linearized, "model.layers.2.mlp.experts.7.down_proj.weight_packed");
 }

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The GPTQ options on the tiny fixture, each measured the same way: dsv4-quant with the recipe's
+# options (all 128 x 512 calibration rows), then its own verification on all 64 x 512 eval rows;
+# prints one line per configuration (PPL, its increase over the source, mean KL, same top-1, MTP
+# acceptance teacher-forced) and the calibration + conversion wall time. Usage:
+#   bench/gptq_matrix.sh [CALIB_DEVICE] [EVAL_DEVICE]      (defaults: auto auto)
+# The recipes are recipes/w4a16.yaml with one experts-group option changed at a time.
+set -eu
+cd "$(dirname "$0")/.."
+Q="${BUILD:-build}/bin/dsv4-quant"
+CD=${1:-auto}; ED=${2:-auto}
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+variant() { # variant NAME SED-EXPR...: recipes/w4a16.yaml with the edits
+  local n=$1; shift
+  cp recipes/w4a16.yaml "$tmp/$n.yaml"
+  for x in "$@"; do sed -i "$x" "$tmp/$n.yaml"; done
+}
+variant rtn 's/method: gptq .*/method: rtn/' '/dampening_frac/d' '/actorder/d'
+variant static_minmax
+variant none_minmax 's/actorder: static/actorder: none/'
+variant none_recompute 's/actorder: static/actorder: none\n    recompute_scales: true/'
+variant static_mse 's/actorder: static/actorder: static\n    observer: mse/'
+variant none_mse_recompute 's/actorder: static/actorder: none\n    observer: mse\n    recompute_scales: true/'
+variant static_damp10 's/dampening_frac: 0.01/dampening_frac: 0.1/'
+variant static_all_experts 's/^  seq_len: 2048/  seq_len: 2048\n  experts: all/'
+variant static_min128_rtn 's/^  seq_len: 2048/  seq_len: 2048\n  min_tokens: 128\n  fallback: rtn/'
+printf '%-22s %10s %9s %9s %8s %8s %8s\n' config ppl 'Δppl%' kl top1% accept% seconds
+for n in rtn static_minmax none_minmax none_recompute static_mse none_mse_recompute static_damp10 static_all_experts static_min128_rtn; do
+  t0=$(date +%s.%N)
+  "$Q" --recipe "$tmp/$n.yaml" --calib-device "$CD" --eval-device "$ED" --eval-rows 64 --eval-len 512 --eval-spec-prompts 0 \
+    --quiet fixtures/dsv4-tiny "$tmp/$n" >/dev/null 2>"$tmp/$n.err" || { echo "$n: failed: $(tail -2 "$tmp/$n.err")"; continue; }
+  t1=$(date +%s.%N)
+  python3 - "$tmp/$n/dsv4_verify.json" "$n" "$(python3 -c "print($t1 - $t0)")" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+def holder(d):  # the object that holds the dynamic comparison (its "perplexity")
+    if isinstance(d, dict):
+        if 'perplexity' in d: return d
+        for v in d.values():
+            h = holder(v)
+            if h: return h
+    return None
+ev = holder(r) or {}
+ppl, src = ev['perplexity']['artifact'], ev['perplexity']['source']
+kl = ev['kl_divergence']['mean']
+top1 = 100 * ev['same_top1']['rate'] if ev['same_top1']['rate'] <= 1 else ev['same_top1']['rate']
+acc = ev['mtp']['artifact']['teacher_forced']['rate']
+acc = 100 * acc if acc <= 1 else acc
+print('%-22s %10.4f %9.3f %9.5f %8.2f %8.2f %8s' % (sys.argv[2], ppl, 100 * (ppl / src - 1), kl, top1, acc, sys.argv[3][:6]))
+PY
+done

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# dsv4-quant with GPTQ (recipes/w4a16.yaml) on the tiny fixture, through the command line, with a
+# small calibration (8 rows x 128 tokens): the artifact and its calibration report; the same
+# bytes from a second run (deterministic) and from a run killed at several points and resumed; one
+# calibration, many packs (--save-hessians, then --hessians gives the same bytes and an NVFP4 pack);
+# the round-to-nearest fallback equals the RTN recipe's tensors; refusals (no data, a work folder
+# from another run). PASS/FAIL lines for tests/run.sh.
+set -u
+cd "$(dirname "$0")/../.."
+Q="${BUILD:-build}/bin/dsv4-quant"
+FX=fixtures/dsv4-tiny
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+PREFIX=gptq_
+. tests/lib/cli.sh
+C=(--calib-samples 8 --calib-seq-len 128 --calib-device cpu --threads 2 --no-eval --quiet)
+
+same_tensors() { # same_tensors A B: every safetensors shard, the index and the manifest byte-identical
+  local f ok=0
+  for f in "$1"/*.safetensors "$1"/model.safetensors.index.json "$1"/dsv4-manifest.json; do
+    cmp -s "$f" "$2/$(basename "$f")" || { echo "  differs: $(basename "$f")"; ok=1; }
+  done
+  return $ok
+}
+
+check convert 0 -- "$Q" --recipe recipes/w4a16.yaml "${C[@]}" --work-dir "$tmp/work" "$FX" "$tmp/a"
+pass_if report_has_calibration grep -q '"how": "gptq"' "$tmp/a/dsv4-quant-report.json"
+pass_if report_has_expert_tokens grep -q '"tokens"' "$tmp/a/dsv4-quant-report.json"
+pass_if work_kept_with_work_dir test -d "$tmp/work/layer-003"
+check default_work_removed 0 -- "$Q" --recipe recipes/w4a16.yaml "${C[@]}" "$FX" "$tmp/b"
+absent default_work_dir_gone "$tmp/b.gptq-work"
+pass_if deterministic same_tensors "$tmp/a" "$tmp/b"
+
+# Killed at several points (SIGKILL), then resumed with the same work folder: the same bytes.
+for t in 0.5 2 5; do
+  "$Q" --recipe recipes/w4a16.yaml "${C[@]}" --work-dir "$tmp/wk$t" "$FX" "$tmp/k$t" >/dev/null 2>&1 &
+  pid=$!; sleep "$t"; kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
+  if [ ! -d "$tmp/k$t" ]; then
+    check "resume_after_kill_${t}s" 0 -- "$Q" --recipe recipes/w4a16.yaml "${C[@]}" --work-dir "$tmp/wk$t" "$FX" "$tmp/k$t"
+  else
+    echo "PASS ${PREFIX}resume_after_kill_${t}s (finished before the kill)"
+  fi
+  pass_if "resumed_same_bytes_${t}s" same_tensors "$tmp/a" "$tmp/k$t"
+done
+
+# One calibration, many packs.
+check save_hessians 0 -- "$Q" --recipe recipes/w4a16.yaml "${C[@]}" --save-hessians "$tmp/H" "$FX" "$tmp/h1"
+pass_if hessians_saved test -f "$tmp/H/layer-002/hessians.json"
+check from_hessians 0 -- "$Q" --recipe recipes/w4a16.yaml "${C[@]}" --hessians "$tmp/H" "$FX" "$tmp/h2"
+pass_if from_hessians_same_bytes same_tensors "$tmp/h1" "$tmp/h2"
+sed -e 's/scheme: W4A16/scheme: NVFP4/' -e 's/group_size: 128/group_size: 16/' recipes/w4a16.yaml > "$tmp/nvfp4-gptq.yaml"
+check nvfp4_from_hessians 0 -- "$Q" --recipe "$tmp/nvfp4-gptq.yaml" "${C[@]}" --hessians "$tmp/H" "$FX" "$tmp/h3"
+pass_if nvfp4_exact_kept grep -q '"how": "exact"' "$tmp/h3/dsv4-quant-report.json"
+
+# The round-to-nearest fallback for every expert reproduces the RTN recipe's tensors.
+sed -e 's/^  seq_len: 2048/  seq_len: 2048\n  min_tokens: 1000000\n  fallback: rtn/' recipes/w4a16.yaml > "$tmp/fallback.yaml"
+check rtn_fallback 0 -- "$Q" --recipe "$tmp/fallback.yaml" "${C[@]}" "$FX" "$tmp/f"
+pass_if rtn_fallback_recorded grep -q '"how": "rtn"' "$tmp/f/dsv4-quant-report.json"
+check rtn_fallback_equals_rtn 0 identical -- "$Q" --recipe recipes/w4a16-rtn.yaml --compare-tensor \
+  layers.2.ffn.experts.5.w2.weight_packed "$FX" "$tmp/f"
+
+# The MTP block's experts calibrated on the main model's final streams (mtp.policy: quantize; the
+# static rules then report the quantized MTP block, exit 3, as they should).
+cat > "$tmp/mtp.yaml" <<'YAML'
+groups:
+  - name: attention
+    scheme: FP8_BLOCK
+    targets: ['re:(layers|mtp)\.\d+\.attn\.(wq_a|wq_b|wkv|wo_a|wo_b)$', 're:layers\.\d+\.attn\.indexer\.wq_b$',
+              're:mtp\.\d+\.(e_proj|h_proj)$', 're:(layers|mtp)\.\d+\.ffn\.shared_experts\.(w1|w2|w3)$']
+  - name: experts
+    scheme: W4A16
+    method: gptq
+    targets: ['re:(layers|mtp)\.\d+\.ffn\.experts\.\d+\.(w1|w2|w3)$']
+mtp:
+  policy: quantize
+YAML
+check mtp_calibrated 3 'mtp-quant' -- "$Q" --recipe "$tmp/mtp.yaml" "${C[@]}" "$FX" "$tmp/m"
+pass_if mtp_experts_gptq grep -q '"name": "mtp.0.ffn.experts.0.w1"' "$tmp/m/dsv4-quant-report.json"
+
+# Refusals.
+mkdir "$tmp/nodata" && cp "$FX"/*.json "$FX"/*.safetensors "$tmp/nodata/" && rm "$tmp/nodata/calib.tokens.safetensors"
+check no_calibration_data 2 'GPTQ needs calibration data' -- "$Q" --recipe recipes/w4a16.yaml "${C[@]}" "$tmp/nodata" "$tmp/x1"
+absent no_data_writes_nothing "$tmp/x1"
+check foreign_work_dir 2 'belongs to another calibration' -- "$Q" --recipe recipes/w4a16.yaml --calib-samples 4 \
+  --calib-seq-len 128 --calib-device cpu --no-eval --quiet --work-dir "$tmp/work" "$FX" "$tmp/x2"
+absent foreign_work_writes_nothing "$tmp/x2"
+check compare_tensor_refused 2 'calibration' -- "$Q" --recipe recipes/w4a16.yaml --compare-tensor \
+  layers.2.ffn.experts.5.w2.weight_packed "$FX" "$tmp/a"
+
+exit $((fails > 0))
