@@ -364,7 +364,8 @@ class Bench:
         r = self.quantized_summary(m, "(b) GPTQ", secs)
         r["rtn_fallback_warnings"] = [w for w in self.warnings[nw:] if "round-to-nearest" in w]
         r["gptq_loss"] = {"modules": len(self.losses), "sum": sum(self.losses),
-                          "note": "llm-compressor's per-module GPTQ `error` METRIC values, summed"}
+                          "note": "llm-compressor's per-module GPTQ `error` METRIC values, summed; its H is "
+                                  "sum(2 x x^T) / number of forward calls (one per calibration row), not per token"}
         self.res["b_gptq"] = r
         self.gptq_model = m
 
