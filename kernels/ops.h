@@ -192,6 +192,11 @@ typedef struct dsv4_gptq_args {
     int64_t dead;            /* dead columns */
 } dsv4_gptq_args;
 
+/* Start of every backend's gptq op: zeroes the report fields and checks the settings (shapes,
+ * format and group, block, damping, enum values, act order with recompute and g_idx); "<who>: ..."
+ * errors. W and H's values are the backend's to scan. */
+int dsv4_gptq_begin(dsv4_gptq_args *a, const char *who, dsv4_err *e);
+
 /* ------------------------------------------------------------------------------------------ */
 
 typedef struct dsv4_ops dsv4_ops;

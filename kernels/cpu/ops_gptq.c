@@ -10,7 +10,6 @@
  * cholesky(upper=True) returns (the factor is unique). */
 #include <lapacke.h>
 #include <cblas.h>
-#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,54 +20,12 @@
 
 #define DAMP_STEP 0.01
 #define DAMP_LIMIT 1.0
-#define MAX_K ((int64_t)1 << 20)
 
-static const char *fmt_name(dsv4_gptq_fmt f) { return f == DSV4_GPTQ_INT4 ? "INT4" : "NVFP4"; }
-
-static int check_args(const dsv4_gptq_args *a, dsv4_err *e)
+/* The settings (dsv4_gptq_begin), then W and H's upper triangle must be finite. */
+static int check_args(dsv4_gptq_args *a, dsv4_err *e)
 {
-    if (a->N <= 0 || a->K <= 0 || a->N > INT_MAX || a->K > MAX_K)
-        return dsv4_fail(e, "gptq: weight [%lld, %lld]: expected 0 < N <= %d and 0 < K <= %lld", (long long)a->N,
-                         (long long)a->K, INT_MAX, (long long)MAX_K);
-    if (!a->W || !a->H || !a->q || !a->scale)
-        return dsv4_fail(e, "gptq: weight [%lld, %lld]: W, H, q and scale must all be given", (long long)a->N,
-                         (long long)a->K);
-    if (a->fmt == DSV4_GPTQ_INT4) {
-        if (a->group != 32 && a->group != 64 && a->group != 128)
-            return dsv4_fail(e, "gptq: INT4 weight [%lld, %lld]: group %d, expected 32, 64 or 128", (long long)a->N,
-                             (long long)a->K, a->group);
-    } else if (a->fmt == DSV4_GPTQ_NVFP4) {
-        if (a->group != DSV4_GQ_NVFP4_GROUP)
-            return dsv4_fail(e, "gptq: NVFP4 weight [%lld, %lld]: group %d, expected %d", (long long)a->N,
-                             (long long)a->K, a->group, DSV4_GQ_NVFP4_GROUP);
-        if (!(a->gscale > 0.0f) || !isfinite(a->gscale))
-            return dsv4_fail(e, "gptq: NVFP4 weight [%lld, %lld]: global scale %g, expected finite and > 0",
-                             (long long)a->N, (long long)a->K, (double)a->gscale);
-    } else {
-        return dsv4_fail(e, "gptq: weight [%lld, %lld]: unknown format %d (expected INT4 or NVFP4)", (long long)a->N,
-                         (long long)a->K, (int)a->fmt);
-    }
-    if (a->K % a->group)
-        return dsv4_fail(e, "gptq: %s weight [%lld, %lld]: K is not a multiple of the group %d", fmt_name(a->fmt),
-                         (long long)a->N, (long long)a->K, a->group);
-    if (a->block <= 0 || a->block % a->group)
-        return dsv4_fail(e, "gptq: %s weight [%lld, %lld]: block %d, expected a positive multiple of the group %d",
-                         fmt_name(a->fmt), (long long)a->N, (long long)a->K, a->block, a->group);
-    if (!(a->damp_frac >= 0.0) || !isfinite(a->damp_frac))
-        return dsv4_fail(e, "gptq: weight [%lld, %lld]: dampening fraction %g, expected finite and >= 0",
-                         (long long)a->N, (long long)a->K, a->damp_frac);
-    if (a->actorder < DSV4_ACTORDER_NONE || a->actorder > DSV4_ACTORDER_GROUP || a->observer < DSV4_OBSERVER_MINMAX ||
-        a->observer > DSV4_OBSERVER_MSE || (a->recompute != 0 && a->recompute != 1))
-        return dsv4_fail(e, "gptq: weight [%lld, %lld]: actorder %d, observer %d, recompute %d: expected "
-                         "none/static/group, minmax/mse, 0/1", (long long)a->N, (long long)a->K, (int)a->actorder,
-                         (int)a->observer, a->recompute);
-    if (a->actorder == DSV4_ACTORDER_STATIC && a->recompute)
-        return dsv4_fail(e, "gptq: weight [%lld, %lld]: recomputing group scales needs contiguous groups in the "
-                         "loop's order; actorder static has none (use actorder group or none)", (long long)a->N,
-                         (long long)a->K);
-    if (a->actorder == DSV4_ACTORDER_GROUP && !a->g_idx)
-        return dsv4_fail(e, "gptq: weight [%lld, %lld]: actorder group needs a g_idx output", (long long)a->N,
-                         (long long)a->K);
+    if (dsv4_gptq_begin(a, "gptq", e))
+        return -1;
     for (int64_t i = 0; i < a->N * a->K; i++)
         if (!isfinite(a->W[i]))
             return dsv4_fail(e, "gptq: weight [%lld, %lld]: element [%lld, %lld] is not finite (%g)", (long long)a->N,
@@ -207,11 +164,6 @@ static int run(dsv4_gptq_args *a, dsv4_gq_job *j, uint8_t *dead, dsv4_err *e)
 
 int dsv4_cpu_gptq(dsv4_ops *o, dsv4_gptq_args *a, dsv4_err *e)
 {
-    a->loss = 0.0;
-    a->damp_used = 0.0;
-    a->attempts = 0;
-    a->rtn_fallback = 0;
-    a->dead = 0;
     if (check_args(a, e))
         return -1;
     int64_t N = a->N, K = a->K;

@@ -15,7 +15,6 @@
  * contraction), so both backends compute the same error terms from the same inputs. */
 #include "ops_gptq.cuh"
 
-#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -267,14 +266,7 @@ int run(dsv4_ops *o, calib *s, dsv4_gptq_args *a, float *hd, int32_t *perm, dsv4
 
 int gptq(dsv4_ops *o, dsv4_gptq_args *a, dsv4_err *e)
 {
-    if (a) {
-        a->loss = 0.0;
-        a->damp_used = 0.0;
-        a->attempts = 0;
-        a->rtn_fallback = 0;
-        a->dead = 0;
-    }
-    if (gptq_check_args(a, e))
+    if (dsv4_gptq_begin(a, "cuda gptq", e))
         return -1;
     calib *s = calib_get(o, e);
     if (!s)

@@ -15,7 +15,6 @@ int gptq(dsv4_ops *o, dsv4_gptq_args *a, dsv4_err *e);
 /* ops_gptq_host.cu: the checks of the arguments' settings (the CPU op's), the device scan of W and
  * H's upper triangle for non-finite values, the act-order permutation of the columns by diag
  * descending (stable), and the fallback: the CPU backend's op on host copies. */
-int gptq_check_args(const dsv4_gptq_args *a, dsv4_err *e);
 int gptq_check_finite(dsv4_ops *o, const dsv4_gptq_args *a, dsv4_err *e);
 int gptq_act_order(const float *diag, int64_t K, int32_t *perm);
 int gptq_fallback(dsv4_ops *o, calib *s, dsv4_gptq_args *a, dsv4_err *e);

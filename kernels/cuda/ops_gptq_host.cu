@@ -1,10 +1,9 @@
-/* The host side of the CUDA gptq op (ops_gptq.cu): the argument checks the CPU op makes (settings
- * on the host; W and H's upper triangle scanned on the device for non-finite values), the act-order
+/* The host side of the CUDA gptq op (ops_gptq.cu): W and H's upper triangle scanned on the device
+ * for non-finite values (the settings are dsv4_gptq_begin's, shared with the CPU op), the act-order
  * permutation (stable, diag descending), and the fallback that runs the CPU backend's op on host
  * copies when cuSOLVER / cuBLAS are not there. */
 #include "ops_gptq.cuh"
 
-#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,58 +25,7 @@ __global__ void first_bad_kernel(const float *x, int64_t rows, int64_t cols, int
     }
 }
 
-const char *fmt_name(dsv4_gptq_fmt f) { return f == DSV4_GPTQ_INT4 ? "INT4" : "NVFP4"; }
-
 } // namespace
-
-int gptq_check_args(const dsv4_gptq_args *a, dsv4_err *e)
-{
-    if (!a)
-        return dsv4_fail(e, "cuda gptq: no arguments");
-    if (a->N < 1 || a->K < 1 || a->N > INT_MAX || a->K > INT_MAX)
-        return dsv4_fail(e, "cuda gptq: weight [%lld, %lld]: expected 0 < N, K <= %d", (long long)a->N, (long long)a->K,
-                         INT_MAX);
-    if (!a->W || !a->H || !a->q || !a->scale)
-        return dsv4_fail(e, "cuda gptq: weight [%lld, %lld]: W, H, q and scale must all be given", (long long)a->N,
-                         (long long)a->K);
-    if (a->fmt == DSV4_GPTQ_INT4) {
-        if (a->group != 32 && a->group != 64 && a->group != 128)
-            return dsv4_fail(e, "cuda gptq: INT4 weight [%lld, %lld]: group %d, expected 32, 64 or 128",
-                             (long long)a->N, (long long)a->K, a->group);
-    } else if (a->fmt == DSV4_GPTQ_NVFP4) {
-        if (a->group != DSV4_GQ_NVFP4_GROUP)
-            return dsv4_fail(e, "cuda gptq: NVFP4 weight [%lld, %lld]: group %d, expected %d", (long long)a->N,
-                             (long long)a->K, a->group, DSV4_GQ_NVFP4_GROUP);
-        if (!(a->gscale > 0.0f) || isinf(a->gscale))
-            return dsv4_fail(e, "cuda gptq: NVFP4 weight [%lld, %lld]: global scale %g, expected finite and > 0",
-                             (long long)a->N, (long long)a->K, (double)a->gscale);
-    } else {
-        return dsv4_fail(e, "cuda gptq: weight [%lld, %lld]: unknown format %d (expected INT4 or NVFP4)",
-                         (long long)a->N, (long long)a->K, (int)a->fmt);
-    }
-    if (a->K % a->group)
-        return dsv4_fail(e, "cuda gptq: %s weight [%lld, %lld]: K is not a multiple of the group %d", fmt_name(a->fmt),
-                         (long long)a->N, (long long)a->K, a->group);
-    if (a->block <= 0 || a->block % a->group)
-        return dsv4_fail(e, "cuda gptq: %s weight [%lld, %lld]: block %d, expected a positive multiple of the group %d",
-                         fmt_name(a->fmt), (long long)a->N, (long long)a->K, a->block, a->group);
-    if (!(a->damp_frac >= 0.0) || isinf(a->damp_frac))
-        return dsv4_fail(e, "cuda gptq: weight [%lld, %lld]: dampening fraction %g, expected finite and >= 0",
-                         (long long)a->N, (long long)a->K, a->damp_frac);
-    if ((unsigned)a->actorder > DSV4_ACTORDER_GROUP || (unsigned)a->observer > DSV4_OBSERVER_MSE ||
-        (a->recompute != 0 && a->recompute != 1))
-        return dsv4_fail(e, "cuda gptq: weight [%lld, %lld]: actorder %d, observer %d, recompute %d: expected "
-                         "none/static/group, minmax/mse, 0/1", (long long)a->N, (long long)a->K, (int)a->actorder,
-                         (int)a->observer, a->recompute);
-    if (a->recompute && a->actorder == DSV4_ACTORDER_STATIC)
-        return dsv4_fail(e, "cuda gptq: weight [%lld, %lld]: recomputing group scales needs contiguous groups in the "
-                         "loop's order; actorder static has none (use actorder group or none)", (long long)a->N,
-                         (long long)a->K);
-    if (a->actorder == DSV4_ACTORDER_GROUP && !a->g_idx)
-        return dsv4_fail(e, "cuda gptq: weight [%lld, %lld]: actorder group needs a g_idx output", (long long)a->N,
-                         (long long)a->K);
-    return 0;
-}
 
 int gptq_check_finite(dsv4_ops *o, const dsv4_gptq_args *a, dsv4_err *e)
 {
