@@ -138,14 +138,6 @@ static int compare_tensor(const dsv4_plan *p, const dsv4_recipe *r, const char *
     return same ? 0 : 3;
 }
 
-static int has_gptq(const dsv4_plan *p, const dsv4_recipe *r)
-{
-    for (size_t i = 0; i < p->n; i++)
-        if (p->jobs[i].group >= 0 && r->groups[p->jobs[i].group].method == DSV4_METHOD_GPTQ)
-            return 1;
-    return 0;
-}
-
 static const void *store_get(const void *ctx, const char *name, uint64_t *n)
 {
     return dsv4_gptq_store_get(ctx, name, n);
@@ -330,7 +322,7 @@ int main(int argc, char **argv)
         }
         have_ac = 1;
         dsv4_convert_opts o = {threads, !quiet && isatty(2), NULL, NULL, NULL};
-        if (has_gptq(&p, &r)) {
+        if (dsv4_plan_has_gptq(&p, &r)) {
             snprintf(work, sizeof work, "%s.gptq-work", out);
             if (!co.work_dir)
                 co.work_dir = work;

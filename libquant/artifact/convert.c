@@ -36,11 +36,6 @@ static int group_size(const dsv4_recipe *r, const dsv4_plan_job *j)
     return 128;
 }
 
-static int is_gptq(const dsv4_recipe *r, const dsv4_plan_job *j)
-{
-    return j->group >= 0 && (size_t)j->group < r->n_groups && r->groups[j->group].method == DSV4_METHOD_GPTQ;
-}
-
 /* A GPTQ job's outputs from the finished calibration. */
 static int fetch(const dsv4_convert_opts *o, const dsv4_plan_job *j, uint8_t *const dst[3], dsv4_job_report *rep,
                  dsv4_err *e)
@@ -111,7 +106,7 @@ static void *worker(void *arg)
         int rc = 0;
         for (int k = 0; k < j->n_out && rc == 0; k++)
             rc = dsv4_st_writer_begin(P->w, P->first_out[i] + (size_t)k, &dst[k], &e);
-        if (rc == 0 && is_gptq(P->r, j))
+        if (rc == 0 && dsv4_job_is_gptq(j, P->r))
             rc = fetch(P->o, j, dst, &rep, &e);
         else if (rc == 0)
             rc = dsv4_job_run(j, group_size(P->r, j), dst, &rep, &e);
@@ -181,7 +176,7 @@ static int add_json(dsv4_st_writer *w, const char *name, const json_t *j, dsv4_e
 static int check_methods(const dsv4_plan *p, const dsv4_recipe *r, const dsv4_convert_opts *o, dsv4_err *e)
 {
     for (size_t i = 0; i < p->n; i++)
-        if (is_gptq(r, &p->jobs[i]) && !(o && o->precomputed))
+        if (dsv4_job_is_gptq(&p->jobs[i], r) && !(o && o->precomputed))
             return dsv4_fail(e, "%s: group '%s' asks for method gptq (%s): its tensors come from a calibration "
                              "run (dsv4-quant runs it; dsv4_calib_run), which this conversion was not given",
                              r->path, r->groups[p->jobs[i].group].name, p->jobs[i].out[0].name);

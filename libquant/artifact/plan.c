@@ -11,6 +11,19 @@ const char *dsv4_job_kind_name(dsv4_job_kind k)
     return (unsigned)k < sizeof n / sizeof *n ? n[k] : "?";
 }
 
+int dsv4_job_is_gptq(const dsv4_plan_job *j, const dsv4_recipe *r)
+{
+    return j->group >= 0 && (size_t)j->group < r->n_groups && r->groups[j->group].method == DSV4_METHOD_GPTQ;
+}
+
+int dsv4_plan_has_gptq(const dsv4_plan *p, const dsv4_recipe *r)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (dsv4_job_is_gptq(&p->jobs[i], r))
+            return 1;
+    return 0;
+}
+
 void dsv4_plan_free(dsv4_plan *p)
 {
     for (size_t i = 0; i < p->n; i++)

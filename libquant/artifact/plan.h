@@ -61,5 +61,9 @@ int dsv4_plan_build(const dsv4_ckpt *src, const dsv4_config *cfg, const json_t *
                     const dsv4_recipe *r, dsv4_plan *p, dsv4_err *e);
 void dsv4_plan_free(dsv4_plan *p);
 const char *dsv4_job_kind_name(dsv4_job_kind k);
+/* 1 when job j belongs to a recipe group with method gptq (its outputs come from calibration). */
+int dsv4_job_is_gptq(const dsv4_plan_job *j, const dsv4_recipe *r);
+/* 1 when the plan has such a job. */
+int dsv4_plan_has_gptq(const dsv4_plan *p, const dsv4_recipe *r);
 
 #endif

@@ -39,14 +39,11 @@ static const char *data_path(const walk *w, const char *src, char *buf, size_t n
 
 static int jobs_in(const dsv4_plan *p, const dsv4_recipe *r, const dsv4_config *c, int id)
 {
-    char pre[32];
-    snprintf(pre, sizeof pre, id < c->n_layers ? "layers.%d." : "mtp.%d.", id < c->n_layers ? id : id - c->n_layers);
+    char layer[32];
+    calib_layer_name(c, id, layer, sizeof layer);
     int n = 0;
-    for (size_t i = 0; i < p->n; i++) {
-        int g = p->jobs[i].group;
-        n += g >= 0 && (size_t)g < r->n_groups && r->groups[g].method == DSV4_METHOD_GPTQ &&
-             !strncmp(p->jobs[i].out[0].name, pre, strlen(pre));
-    }
+    for (size_t i = 0; i < p->n; i++)
+        n += calib_job_in(&p->jobs[i], r, layer);
     return n;
 }
 
@@ -88,8 +85,7 @@ static json_t *layer_report(const walk *w, clayer *L, double t_hess, double t_gp
         json_array_append_new(how, json_string(names[L->mode[x] % 3]));
     }
     char name[32];
-    snprintf(name, sizeof name, L->id < w->m.cfg.n_layers ? "layers.%d" : "mtp.%d",
-             L->id < w->m.cfg.n_layers ? L->id : L->id - w->m.cfg.n_layers);
+    calib_layer_name(&w->m.cfg, L->id, name, sizeof name);
     return json_pack("{s:s,s:o,s:{s:o,s:o},s:{s:f,s:f}}", "layer", name, "modules", mods, "experts", "tokens", tok,
                      "hessians", how, "seconds", "hessians", t_hess, "gptq", t_gptq);
 }
@@ -168,7 +164,7 @@ static int do_layer(walk *w, int id, int propagate, dsv4_err *e)
                 c->how = "rtn";
             else if (c->expert >= 0 && L.mode[c->expert] == DSV4_TAP_ALL_TOKENS)
                 c->how = "gptq-all-tokens";
-            if (calib_module_quantize(&L, i, w->o, e))
+            if (calib_module_quantize(&L, i, e))
                 goto out;
         }
         calib_hess_free(&L);

@@ -70,15 +70,16 @@ int calib_hess_reset_all_tokens(clayer *L, dsv4_err *e)
         if (c->expert < 0 || L->mode[c->expert] != DSV4_TAP_ALL_TOKENS)
             continue;
         int x = c->site == DSV4_TAP_EXPERT_IN ? DSV4_TAP_EXPERT_ALL : c->expert;
-        if (add(L, c->site, x, 0, c->job->cols, e))
-            return -1;
         hent *h = calib_hess_find(L, c->site, x, 0);
-        if (h->n > 0 && x == DSV4_TAP_EXPERT_ALL)
-            continue; /* shared by every all-tokens expert, already cleared */
-        o->free(o, h->H);
-        if (!(h->H = o->alloc(o, (size_t)(h->cols * h->cols) * sizeof(float), e)))
-            return -1;
-        h->n = 0;
+        if (!h) { /* new entries start zeroed */
+            if (add(L, c->site, x, 0, c->job->cols, e))
+                return -1;
+        } else if (h->n > 0) { /* the routed-token Hessian of the first pass */
+            o->free(o, h->H);
+            if (!(h->H = o->alloc(o, (size_t)(h->cols * h->cols) * sizeof(float), e)))
+                return -1;
+            h->n = 0;
+        }
     }
     return 0;
 }

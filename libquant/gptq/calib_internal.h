@@ -18,7 +18,6 @@ typedef struct cmod {
     int expert;                  /* routed expert, or -1 */
     int groups;                  /* wo_a: o_groups row blocks with one Hessian each; else 1 */
     dsv4_lin *lin;               /* its weight in the loaded layer */
-    int partner;                 /* index of its NVFP4 fused partner in the module list, or -1 */
     /* outcome */
     const char *how;             /* "gptq", "gptq-all-tokens", "rtn", "exact" */
     double loss, damp, seconds;
@@ -51,13 +50,17 @@ typedef struct clayer {
 } clayer;
 
 /* ---- modules (calib_module.c) ---- */
+/* "layers.<id>" or "mtp.<i>" (MTP block i = layer n_layers + i). */
+void calib_layer_name(const dsv4_config *c, int id, char *out, size_t n);
+/* 1 when plan job j is a GPTQ job of the layer named `layer` (calib_layer_name). */
+int calib_job_in(const dsv4_plan_job *j, const dsv4_recipe *r, const char *layer);
 /* The GPTQ modules of layer `id` in plan p (with their sites) into L->mods; 0 modules is fine. */
 int calib_modules(clayer *L, const dsv4_plan *p, const dsv4_recipe *r, dsv4_err *e);
 void calib_modules_free(clayer *L);
 /* The Hessian a module uses (NULL when it has none). */
 hent *calib_module_hess(clayer *L, const cmod *c, int grp);
 /* Quantizes module i into c->out: GPTQ with its Hessian, or the plan job (rtn / exact). */
-int calib_module_quantize(clayer *L, size_t i, const dsv4_calib_opts *o, dsv4_err *e);
+int calib_module_quantize(clayer *L, size_t i, dsv4_err *e);
 /* Swaps the module's weight in the loaded layer for its quantized form (from c->out). */
 int calib_module_swap(clayer *L, size_t i, dsv4_err *e);
 

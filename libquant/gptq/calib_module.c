@@ -64,19 +64,28 @@ static int locate(clayer *L, cmod *c, const char *sfx, dsv4_err *e)
                      "method: rtn)", c->stem);
 }
 
+void calib_layer_name(const dsv4_config *c, int id, char *out, size_t n)
+{
+    if (id < c->n_layers)
+        snprintf(out, n, "layers.%d", id);
+    else
+        snprintf(out, n, "mtp.%d", id - c->n_layers);
+}
+
+int calib_job_in(const dsv4_plan_job *j, const dsv4_recipe *r, const char *layer)
+{
+    size_t n = strlen(layer);
+    return dsv4_job_is_gptq(j, r) && !strncmp(j->out[0].name, layer, n) && j->out[0].name[n] == '.';
+}
+
 int calib_modules(clayer *L, const dsv4_plan *p, const dsv4_recipe *r, dsv4_err *e)
 {
-    const dsv4_config *cfg = &L->m->cfg;
-    char pre[32];
-    if (L->id < cfg->n_layers)
-        snprintf(pre, sizeof pre, "layers.%d.", L->id);
-    else
-        snprintf(pre, sizeof pre, "mtp.%d.", L->id - cfg->n_layers);
-    size_t np = strlen(pre);
+    char layer[32];
+    calib_layer_name(&L->m->cfg, L->id, layer, sizeof layer);
+    size_t np = strlen(layer) + 1; /* the module name after "layers.N." */
     for (size_t i = 0; i < p->n; i++) {
         const dsv4_plan_job *j = &p->jobs[i];
-        if (j->group < 0 || (size_t)j->group >= r->n_groups || r->groups[j->group].method != DSV4_METHOD_GPTQ ||
-            strncmp(j->out[0].name, pre, np))
+        if (!calib_job_in(j, r, layer))
             continue;
         if (j->kind != DSV4_JOB_INT4 && j->kind != DSV4_JOB_NVFP4)
             return dsv4_fail(e, "%s: GPTQ group '%s' plans a %s job; GPTQ packs INT4 and NVFP4", j->out[0].name,
@@ -91,7 +100,6 @@ int calib_modules(clayer *L, const dsv4_plan *p, const dsv4_recipe *r, dsv4_err 
         snprintf(c->stem, sizeof c->stem, "%.*s", (int)(dot - j->out[0].name), j->out[0].name);
         c->job = j;
         c->g = &r->groups[j->group];
-        c->partner = -1;
         L->n_mods++;
         if (locate(L, c, c->stem + np, e))
             return -1;
@@ -173,9 +181,8 @@ out:
     return rc;
 }
 
-int calib_module_quantize(clayer *L, size_t i, const dsv4_calib_opts *opt, dsv4_err *e)
+int calib_module_quantize(clayer *L, size_t i, dsv4_err *e)
 {
-    (void)opt;
     cmod *c = &L->mods[i];
     const dsv4_plan_job *j = c->job;
     double t0 = dsv4_now();

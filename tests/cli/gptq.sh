@@ -58,6 +58,13 @@ pass_if rtn_fallback_recorded grep -q '"how": "rtn"' "$tmp/f/dsv4-quant-report.j
 check rtn_fallback_equals_rtn 0 identical -- "$Q" --recipe recipes/w4a16-rtn.yaml --compare-tensor \
   layers.2.ffn.experts.5.w2.weight_packed "$FX" "$tmp/f"
 
+# Experts routed fewer than min_tokens tokens get every token for their Hessians (the others keep
+# their routed tokens); the report says which.
+sed -e 's/^  seq_len: 2048/  seq_len: 2048\n  min_tokens: 250\n  fallback: all_tokens/' recipes/w4a16.yaml > "$tmp/cover.yaml"
+check all_tokens_fallback 0 -- "$Q" --recipe "$tmp/cover.yaml" "${C[@]}" "$FX" "$tmp/c"
+pass_if all_tokens_recorded grep -q '"how": "gptq-all-tokens"' "$tmp/c/dsv4-quant-report.json"
+pass_if routed_kept_too grep -q '"how": "gptq"' "$tmp/c/dsv4-quant-report.json"
+
 # The MTP block's experts calibrated on the main model's final streams (mtp.policy: quantize; the
 # static rules then report the quantized MTP block, exit 3, as they should).
 cat > "$tmp/mtp.yaml" <<'YAML'
