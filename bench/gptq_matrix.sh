@@ -4,28 +4,35 @@
 # prints one line per configuration (PPL, its increase over the source, mean KL, same top-1, MTP
 # acceptance teacher-forced) and the calibration + conversion wall time. Usage:
 #   bench/gptq_matrix.sh [CALIB_DEVICE] [EVAL_DEVICE]      (defaults: auto auto)
-# The recipes are recipes/w4a16.yaml with one experts-group option changed at a time.
+# The recipes are recipes/w4a16.yaml (observer minmax) with one experts-group option changed at a
+# time; CONFIGS="..." picks some (the call limit of the GPU machine fits about eight).
 set -eu
 cd "$(dirname "$0")/.."
 Q="${BUILD:-build}/bin/dsv4-quant"
 CD=${1:-auto}; ED=${2:-auto}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-variant() { # variant NAME SED-EXPR...: recipes/w4a16.yaml with the edits
+# base: recipes/w4a16.yaml with llm-compressor's minmax observer (the recipe's own default is mse)
+sed 's/observer: mse .*/observer: minmax/' recipes/w4a16.yaml > "$tmp/base.yaml"
+grep -q 'observer: minmax' "$tmp/base.yaml" || { echo "gptq_matrix: recipes/w4a16.yaml has no 'observer: mse' line" >&2; exit 2; }
+variant() { # variant NAME SED-EXPR...: the base recipe with the edits
   local n=$1; shift
-  cp recipes/w4a16.yaml "$tmp/$n.yaml"
+  cp "$tmp/base.yaml" "$tmp/$n.yaml"
   for x in "$@"; do sed -i "$x" "$tmp/$n.yaml"; done
 }
 variant rtn 's/method: gptq .*/method: rtn/' '/dampening_frac/d' '/actorder/d'
+variant rtn_mse 's/method: gptq .*/method: rtn/' '/dampening_frac/d' '/actorder/d' 's/observer: minmax/observer: mse/'
 variant static_minmax
-variant none_minmax 's/actorder: static/actorder: none/'
-variant none_recompute 's/actorder: static/actorder: none\n    recompute_scales: true/'
-variant static_mse 's/actorder: static/actorder: static\n    observer: mse/'
-variant none_mse_recompute 's/actorder: static/actorder: none\n    observer: mse\n    recompute_scales: true/'
+variant none_minmax 's/actorder: static .*/actorder: none/'
+variant none_recompute 's/actorder: static .*/actorder: none\n    recompute_scales: true/'
+variant static_mse 's/observer: minmax/observer: mse/'
+variant none_mse_recompute 's/actorder: static .*/actorder: none\n    recompute_scales: true/' 's/observer: minmax/observer: mse/'
 variant static_damp10 's/dampening_frac: 0.01/dampening_frac: 0.1/'
 variant static_all_experts 's/^  seq_len: 2048/  seq_len: 2048\n  experts: all/'
+variant static_mse_all_experts 's/^  seq_len: 2048/  seq_len: 2048\n  experts: all/' 's/observer: minmax/observer: mse/'
 variant static_min128_rtn 's/^  seq_len: 2048/  seq_len: 2048\n  min_tokens: 128\n  fallback: rtn/'
+CONFIGS=${CONFIGS:-rtn rtn_mse static_minmax none_minmax none_recompute static_mse none_mse_recompute static_damp10 static_all_experts static_mse_all_experts static_min128_rtn}
 printf '%-22s %10s %9s %9s %8s %8s %8s\n' config ppl 'Δppl%' kl top1% accept% seconds
-for n in rtn static_minmax none_minmax none_recompute static_mse none_mse_recompute static_damp10 static_all_experts static_min128_rtn; do
+for n in $CONFIGS; do
   t0=$(date +%s.%N)
   "$Q" --recipe "$tmp/$n.yaml" --calib-device "$CD" --eval-device "$ED" --eval-rows 64 --eval-len 512 --eval-spec-prompts 0 \
     --quiet fixtures/dsv4-tiny "$tmp/$n" >/dev/null 2>"$tmp/$n.err" || { echo "$n: failed: $(tail -2 "$tmp/$n.err")"; continue; }

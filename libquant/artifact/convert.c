@@ -29,13 +29,6 @@ uint64_t dsv4_plan_out_bytes(const dsv4_plan_out *o)
     return b < 0 ? 0 : (uint64_t)b;
 }
 
-static int group_size(const dsv4_recipe *r, const dsv4_plan_job *j)
-{
-    if (j->group >= 0 && (size_t)j->group < r->n_groups && r->groups[j->group].group_size > 0)
-        return r->groups[j->group].group_size;
-    return 128;
-}
-
 /* A GPTQ job's outputs from the finished calibration. */
 static int fetch(const dsv4_convert_opts *o, const dsv4_plan_job *j, uint8_t *const dst[3], dsv4_job_report *rep,
                  dsv4_err *e)
@@ -109,7 +102,7 @@ static void *worker(void *arg)
         if (rc == 0 && dsv4_job_is_gptq(j, P->r))
             rc = fetch(P->o, j, dst, &rep, &e);
         else if (rc == 0)
-            rc = dsv4_job_run(j, group_size(P->r, j), dst, &rep, &e);
+            rc = dsv4_job_run(j, dsv4_job_group(j, P->r), dst, &rep, &e);
         for (int k = 0; k < j->n_out && rc == 0; k++)
             rc = dsv4_st_writer_end(P->w, P->first_out[i] + (size_t)k, &e);
         if (rc) {
@@ -289,7 +282,7 @@ int dsv4_convert_one(const dsv4_plan *p, const dsv4_recipe *r, const char *name,
                     rc = dsv4_fail_rt(e, "%s: out of memory", name);
             dsv4_job_report rep;
             if (rc == 0)
-                rc = dsv4_job_run(j, group_size(r, j), dst, &rep, e);
+                rc = dsv4_job_run(j, dsv4_job_group(j, r), dst, &rep, e);
             for (int m = 0; m < j->n_out; m++)
                 if (m != k || rc)
                     free(dst[m]);

@@ -99,9 +99,15 @@ int dsv4_job_nvfp4_scale(const dsv4_plan_job *j, int *exact, float *gs, dsv4_err
     return rc;
 }
 
-int dsv4_job_run(const dsv4_plan_job *j, int group_size, uint8_t *const dst[3], dsv4_job_report *rep,
+const dsv4_recipe_group *dsv4_job_group(const dsv4_plan_job *j, const dsv4_recipe *r)
+{
+    return j->group >= 0 && (size_t)j->group < r->n_groups ? &r->groups[j->group] : NULL;
+}
+
+int dsv4_job_run(const dsv4_plan_job *j, const dsv4_recipe_group *g, uint8_t *const dst[3], dsv4_job_report *rep,
                  dsv4_err *e)
 {
+    int group_size = g && g->group_size > 0 ? g->group_size : 128, mse = g && !strcmp(g->observer, "mse");
     const dsv4_tensor *w = j->src[0], *s = j->src[1];
     memset(rep, 0, sizeof *rep);
     rep->exact = 1;
@@ -159,7 +165,8 @@ int dsv4_job_run(const dsv4_plan_job *j, int group_size, uint8_t *const dst[3], 
     int rc;
     switch (j->kind) {
     case DSV4_JOB_INT4: {
-        rc = dsv4_int4_rtn(v, j->rows, j->cols, group_size, (int32_t *)dst[0], (uint16_t *)dst[1], e);
+        rc = (mse ? dsv4_int4_rtn_mse : dsv4_int4_rtn)(v, j->rows, j->cols, group_size, (int32_t *)dst[0],
+                                                       (uint16_t *)dst[1], e);
         int64_t shape[2] = {j->rows, j->cols};
         memcpy(dst[2], shape, sizeof shape);
         break;
@@ -167,7 +174,7 @@ int dsv4_job_run(const dsv4_plan_job *j, int group_size, uint8_t *const dst[3], 
     case DSV4_JOB_NVFP4: {
         float gs = 1.0f;
         rc = nvfp4_rtn_scale(j, v, &gs, e) ||
-             dsv4_nvfp4_rtn(v, j->rows, j->cols, gs, dst[0], dst[1], e);
+             (mse ? dsv4_nvfp4_rtn_mse : dsv4_nvfp4_rtn)(v, j->rows, j->cols, gs, dst[0], dst[1], e);
         memcpy(dst[2], &gs, 4);
         if (rc == 0 && is_fp4(w, s))
             rep->exact = 0; /* a release FP4 weight whose scales did not fit NVFP4 exactly */

@@ -10,10 +10,13 @@ typedef struct dsv4_job_report {
     double max_abs_err;
 } dsv4_job_report;
 
-/* Runs job j: dst[k] receives out[k] (sized by its dtype and shape). group_size is the recipe
- * group's (INT4). */
-int dsv4_job_run(const dsv4_plan_job *j, int group_size, uint8_t *const dst[3], dsv4_job_report *rep,
+/* Runs job j round to nearest: dst[k] receives out[k] (sized by its dtype and shape). g is the job's
+ * recipe group (NULL for none): its group_size (INT4; 128 when unset) and its observer (`mse`:
+ * INT4 / NVFP4 scales by the MSE grid, quant/rtn_mse.c). */
+int dsv4_job_run(const dsv4_plan_job *j, const dsv4_recipe_group *g, uint8_t *const dst[3], dsv4_job_report *rep,
                  dsv4_err *e);
+/* The recipe group of job j (NULL when it has none). */
+const dsv4_recipe_group *dsv4_job_group(const dsv4_plan_job *j, const dsv4_recipe *r);
 
 /* A source weight as BF16 (rows x cols elements into dst): release FP8-block with its e8m0 `.scale`
  * `s`, FP4 with its scale, F16/F32 rounded to nearest even, BF16 copied. The BF16 job's values. */

@@ -132,7 +132,7 @@ hent *calib_module_hess(clayer *L, const cmod *c, int grp)
 static int by_job(cmod *c, dsv4_err *e)
 {
     dsv4_job_report rep;
-    return dsv4_job_run(c->job, c->g->group_size > 0 ? c->g->group_size : 128, c->out, &rep, e);
+    return dsv4_job_run(c->job, c->g, c->out, &rep, e);
 }
 
 /* GPTQ of rows [r0, r0 + n) of W (host fp32) with Hessian h: q and scale rows into qh / sh. */

@@ -57,6 +57,14 @@ void dsv4_nvfp4_pack(const uint8_t *codes, int64_t n, int64_t k, uint8_t *packed
 int dsv4_nvfp4_dequant(const uint8_t *packed, const uint8_t *scale, float gs, int64_t n, int64_t k,
                        float *out, dsv4_err *e);
 
+/* ---- round-to-nearest with the MSE observer (recipe `observer: mse`; quant/rtn_mse.c) ---- */
+/* As dsv4_int4_rtn / dsv4_nvfp4_rtn, but each group's scale is kernels/gptq_math.h's MSE grid
+ * choice (dsv4_gq_int4_scale_mse / dsv4_gq_nvfp4_scale_mse): GPTQ with H = I, bit for bit. */
+int dsv4_int4_rtn_mse(const uint16_t *w, int64_t n, int64_t k, int group, int32_t *packed, uint16_t *scale,
+                      dsv4_err *e);
+int dsv4_nvfp4_rtn_mse(const uint16_t *w, int64_t n, int64_t k, float gs, uint8_t *packed, uint8_t *scale,
+                       dsv4_err *e);
+
 /* ---- float-quantized FP8 block 128x128 ---- */
 /* e8m0 block scales as compressed-tensors' weight_scale (BF16), exactly (powers of two). */
 void dsv4_e8m0_to_bf16(const uint8_t *s, size_t n, uint16_t *out);

@@ -91,8 +91,10 @@ int rc_actorder(ry *y, const yaml_node_t *n, const char *what, dsv4_recipe_group
         return 0;
     }
     if ((t == RY_STR && (!strcmp(s, "group") || !strcmp(s, "dynamic"))) || t == RY_BOOL)
-        return ry_fail(y, n, "%s: actorder group (weight_g_idx on disk) is not supported: it is deprecated and refused "
-                       "by recent compressed-tensors; use static", what);
+        return ry_fail(y, n, "%s: actorder group (weight_g_idx on disk) is not supported: compressed-tensors removed it "
+                       "(0.19, 2026-08-27: QuantizationArgs raises \"actorder='group' has been removed\"), so vLLM "
+                       "and transformers could not load the artifact; use static (= weight: the same act order "
+                       "during GPTQ, no g_idx)", what);
     return ry_fail(y, n, "%s: expected static, weight, none or null, got '%s'", what, s);
 }
 

@@ -92,12 +92,27 @@ static int add_group(ry *y, const yaml_node_t *at, dsv4_recipe *r, const modctx 
 }
 
 /* Reads one QuantizationArgs mapping into its fields. */
+/* weights.observer: llm-compressor's minmax family (memoryless for weights, as it overrides them)
+ * is our minmax, its mse family our MSE grid; the others have no equivalent here. */
+static int weights_observer(ry *y, const yaml_node_t *v, dsv4_recipe_group *g)
+{
+    const char *s = ry_text(v);
+    if (!strcmp(s, "minmax") || !strcmp(s, "memoryless_minmax") || !strcmp(s, "static_minmax"))
+        snprintf(g->observer, sizeof g->observer, "minmax");
+    else if (!strcmp(s, "mse") || !strcmp(s, "memoryless_mse"))
+        snprintf(g->observer, sizeof g->observer, "mse");
+    else
+        return ry_fail(y, v, "weights.observer: '%s' is not supported (expected minmax, memoryless_minmax, "
+                       "static_minmax, mse or memoryless_mse)", s);
+    return 0;
+}
+
 typedef struct qargs {
     long long bits;
     char type[16], strategy[24], dynamic[8];
     long long group_size; /* 0: null */
     int symmetric, block_ok;
-    const yaml_node_t *actorder;
+    const yaml_node_t *actorder, *observer;
 } qargs;
 
 static int read_args(ry *y, const yaml_node_t *n, const char *what, qargs *a)
@@ -152,7 +167,10 @@ static int read_args(ry *y, const yaml_node_t *n, const char *what, qargs *a)
             return ry_fail(y, v, "dynamic: expected true, false or local");
     }
     a->actorder = ry_get(y, n, "actorder");
-    /* observer, observer_kwargs, scale_dtype, zp_dtype: read for their type only. */
+    if ((v = ry_get(y, n, "observer")) && ry_type_of(v) != RY_NULL)
+        a->observer = v;
+    /* observer (the weights' one is mapped below), observer_kwargs, scale_dtype, zp_dtype: read for
+       their type here. */
     static const char *const free_keys[] = {"observer", "scale_dtype", "zp_dtype", NULL};
     for (const char *const *k = free_keys; *k; k++)
         if ((v = ry_get(y, n, *k)) && ry_type_of(v) != RY_NULL) {
@@ -250,6 +268,8 @@ static int read_config_group(ry *y, const yaml_node_t *key, const yaml_node_t *n
         if (g->method == DSV4_METHOD_GPTQ)
             snprintf(g->actorder, sizeof g->actorder, "%s", tmp.actorder);
     }
+    if (w.observer && weights_observer(y, w.observer, g))
+        return -1;
     if (rc_group_targets(y, n, where, g))
         return -1;
     return rc_finish_group(y, key, g);

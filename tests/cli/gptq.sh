@@ -55,8 +55,14 @@ pass_if nvfp4_exact_kept grep -q '"how": "exact"' "$tmp/h3/dsv4-quant-report.jso
 sed -e 's/^  seq_len: 2048/  seq_len: 2048\n  min_tokens: 1000000\n  fallback: rtn/' recipes/w4a16.yaml > "$tmp/fallback.yaml"
 check rtn_fallback 0 -- "$Q" --recipe "$tmp/fallback.yaml" "${C[@]}" "$FX" "$tmp/f"
 pass_if rtn_fallback_recorded grep -q '"how": "rtn"' "$tmp/f/dsv4-quant-report.json"
-check rtn_fallback_equals_rtn 0 identical -- "$Q" --recipe recipes/w4a16-rtn.yaml --compare-tensor \
-  layers.2.ffn.experts.5.w2.weight_packed "$FX" "$tmp/f"
+# (w4a16.yaml's observer is mse, so the fallback is RTN with the MSE observer: w4a16-rtn.yaml with it)
+sed 's/^    method: rtn.*/    method: rtn\n    observer: mse/' recipes/w4a16-rtn.yaml > "$tmp/rtn-mse.yaml"
+for t in weight_packed weight_scale; do
+  check "rtn_fallback_equals_rtn_mse_$t" 0 identical -- "$Q" --recipe "$tmp/rtn-mse.yaml" --compare-tensor \
+    "layers.2.ffn.experts.5.w2.$t" "$FX" "$tmp/f"
+done
+check rtn_mse_differs_from_minmax 3 DIFFERS -- "$Q" --recipe recipes/w4a16-rtn.yaml --compare-tensor \
+  layers.2.ffn.experts.5.w2.weight_scale "$FX" "$tmp/f"
 
 # Experts routed fewer than min_tokens tokens get every token for their Hessians (the others keep
 # their routed tokens); the report says which.

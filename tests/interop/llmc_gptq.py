@@ -6,7 +6,7 @@ routed experts are linearized by llm-compressor's own `linearize_moe` into per-e
 gate_proj / up_proj / down_proj (DeepseekV4Experts is a registered MoE of llm-compressor 0.14), and
 the logits are compared before and after. Then, on the routed experts' Linear modules only
 (attention, shared experts, gate, lm_head stay as they are; the MTP block is not in transformers'
-model), W4A16: symmetric INT4, groups of 128, minmax scales:
+model), W4A16: symmetric INT4, groups of 128, minmax scales (--observer mse: llm-compressor's MSE grid):
   (a) the unquantized model,
   (b) GPTQModifier (actorder static, dampening 0.01, block 128) through `oneshot` with the sequential
       pipeline on the fixture's calibration rows (calib.tokens.safetensors, all 128 x 512 unless
@@ -62,6 +62,9 @@ def parse_args():
     ap.add_argument("--block-size", type=int, default=128, help="GPTQ block size")
     ap.add_argument("--group-size", type=int, default=128, help="INT4 group size")
     ap.add_argument("--actorder", default="static", choices=["static", "none"], help="GPTQ activation ordering")
+    ap.add_argument("--observer", default="minmax", choices=["minmax", "mse"],
+                    help="weight scale observer: minmax (llm-compressor's default, memoryless_minmax) or mse "
+                         "(memoryless_mse: the grid search our recipes/w4a16.yaml uses)")
     ap.add_argument("--routed-only", action="store_true",
                     help="calibrate each expert on its routed tokens only (moe_calibrate_all_experts=False)")
     ap.add_argument("--skip-rtn", action="store_true", help="leave out (c)")
@@ -169,7 +172,8 @@ def quantized_modules(model):
 def weight_args(with_actorder):
     from compressed_tensors.quantization import QuantizationArgs
     return QuantizationArgs(num_bits=4, type="int", symmetric=True, strategy="group", group_size=ARGS.group_size,
-                            actorder=(ARGS.actorder if with_actorder and ARGS.actorder != "none" else None))
+                            actorder=(ARGS.actorder if with_actorder and ARGS.actorder != "none" else None),
+                            observer="memoryless_" + ARGS.observer)
 
 
 def scheme_groups(with_actorder):
@@ -250,7 +254,7 @@ class Bench:
             "fixture": ARGS.fixture, "dtype": ARGS.dtype, "device": str(self.dev), "seed": ARGS.seed,
             "calib_rows": int(self.calib.shape[0]), "calib_len": int(self.calib.shape[1]),
             "eval_rows": int(self.eval.shape[0]), "eval_len": int(self.eval.shape[1] - 1),
-            "targets": TARGET, "scheme": "W4A16 int4 symmetric, group %d, minmax (memoryless) scales" % ARGS.group_size,
+            "targets": TARGET, "scheme": "W4A16 int4 symmetric, group %d, %s (memoryless) scales" % (ARGS.group_size, ARGS.observer),
             "gptq": {"actorder": ARGS.actorder, "dampening_frac": ARGS.dampening, "block_size": ARGS.block_size},
             "moe_calibrate_all_experts": not ARGS.routed_only, "pipeline": "sequential", "batch_size": 1}
         golden = os.path.join(ARGS.fixture, "golden.json")

@@ -126,8 +126,10 @@ TEST(llmc_config_groups_args)
     CHECK_EQ_INT(r.groups[0].scheme, DSV4_SCHEME_W4A16);
     CHECK_EQ_INT(r.groups[0].group_size, 64);
     CHECK(!strcmp(r.groups[0].actorder, "static"));
+    CHECK(!strcmp(r.groups[0].observer, "minmax"));
     CHECK_EQ_INT(r.groups[1].scheme, DSV4_SCHEME_NVFP4);
     CHECK(!strcmp(r.groups[1].actorder, ""));
+    CHECK(!strcmp(r.groups[1].observer, "minmax")); /* the input activations' observer is not the weights' */
     CHECK_EQ_INT(r.groups[2].scheme, DSV4_SCHEME_FP8_BLOCK);
     dsv4_recipe_free(&r);
     /* W4AFP8 through config_groups */
@@ -138,6 +140,17 @@ TEST(llmc_config_groups_args)
     REQUIRE(parse(w, &r) == 0);
     CHECK_EQ_INT(r.groups[0].scheme, DSV4_SCHEME_W4AFP8);
     dsv4_recipe_free(&r);
+    /* the weights' MSE observer, either name */
+    static const char *const mse[] = {"mse", "memoryless_mse"};
+    for (int i = 0; i < 2; i++) {
+        char m[512];
+        snprintf(m, sizeof m, "s_stage:\n  m_modifiers:\n    QuantizationModifier:\n      config_groups:\n"
+                 "        g:\n          targets: [Linear]\n"
+                 "          weights: {num_bits: 4, type: int, group_size: 128, observer: %s}\n", mse[i]);
+        REQUIRE(parse(m, &r) == 0);
+        CHECK(!strcmp(r.groups[0].observer, "mse"));
+        dsv4_recipe_free(&r);
+    }
 }
 
 TEST(llmc_refused)
@@ -151,6 +164,9 @@ TEST(llmc_refused)
             "'dampening_frac' is a GPTQModifier argument");
     REFUSED(WITH("    GPTQModifier: {scheme: W4A16, block_size: 64}\n"), 3, 47, "128-column blocks");
     REFUSED(WITH("    GPTQModifier: {scheme: W4A16, actorder: group}\n"), 3, 45, "actorder group");
+    REFUSED(WITH("    GPTQModifier:\n      config_groups:\n        g:\n          targets: [x]\n"
+                 "          weights: {num_bits: 4, type: int, group_size: 128, observer: imatrix_mse}\n"),
+            7, 72, "'imatrix_mse' is not supported");
     REFUSED(WITH("    GPTQModifier: {scheme: W4A16, kv_cache_scheme: {num_bits: 8}}\n"), 3, 52, "KV-cache");
     REFUSED(WITH("    GPTQModifier: {targets: [Linear]}\n"), 3, 19, "needs 'scheme' or 'config_groups'");
     REFUSED(WITH("    GPTQModifier: {scheme: W4A16, mappings: []}\n"), 3, 35, "unknown key 'mappings'");
