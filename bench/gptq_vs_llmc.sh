@@ -76,7 +76,7 @@ def holder(d):  # the object of the verify report that holds the dynamic compari
 def pct(x): return 100 * x if x <= 1 else x
 res = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "device": dev, "calib_rows": rows, "calib_len": 512,
        "eval_rows": erows, "eval_len": 512,
-       "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+       "commit": os.environ.get("COMMIT") or subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip(),
        "command": "bench/gptq_vs_llmc.sh " + " ".join(sys.argv[1:3]), "rows": []}
 for line in open(os.path.join(out, "ours.tsv")):
     n, secs, _ = line.rstrip("\n").split("\t")

@@ -12,7 +12,9 @@ FX=fixtures/dsv4-tiny
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 PREFIX=gptq_
 . tests/lib/cli.sh
-C=(--calib-samples 8 --calib-seq-len 128 --calib-device cpu --threads 2 --no-eval --quiet)
+# CALIB_DEVICE=cuda runs the same checks on the GPU path (the GPU machine: bench/gpu.sh)
+CD=${CALIB_DEVICE:-cpu}
+C=(--calib-samples 8 --calib-seq-len 128 --calib-device "$CD" --threads 2 --no-eval --quiet)
 
 same_tensors() { # same_tensors A B: every safetensors shard, the index and the manifest byte-identical
   local f ok=0
@@ -94,7 +96,7 @@ mkdir "$tmp/nodata" && cp "$FX"/*.json "$FX"/*.safetensors "$tmp/nodata/" && rm 
 check no_calibration_data 2 'GPTQ needs calibration data' -- "$Q" --recipe recipes/w4a16.yaml "${C[@]}" "$tmp/nodata" "$tmp/x1"
 absent no_data_writes_nothing "$tmp/x1"
 check foreign_work_dir 2 'belongs to another calibration' -- "$Q" --recipe recipes/w4a16.yaml --calib-samples 4 \
-  --calib-seq-len 128 --calib-device cpu --no-eval --quiet --work-dir "$tmp/work" "$FX" "$tmp/x2"
+  --calib-seq-len 128 --calib-device "$CD" --no-eval --quiet --work-dir "$tmp/work" "$FX" "$tmp/x2"
 absent foreign_work_writes_nothing "$tmp/x2"
 check compare_tensor_refused 2 'calibration' -- "$Q" --recipe recipes/w4a16.yaml --compare-tensor \
   layers.2.ffn.experts.5.w2.weight_packed "$FX" "$tmp/a"
