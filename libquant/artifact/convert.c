@@ -29,6 +29,23 @@ uint64_t dsv4_plan_out_bytes(const dsv4_plan_out *o)
     return b < 0 ? 0 : (uint64_t)b;
 }
 
+/* The manifest's calibration section (io/manifest.h) from the calibration report: each layer's
+ * expert token counts and Hessian sources; NULL without a calibration. */
+static json_t *manifest_coverage(const json_t *calibration)
+{
+    json_t *layers = json_object_get(calibration, "layers"), *v, *cov;
+    size_t i;
+    if (!json_is_array(layers) || !(cov = json_object()))
+        return NULL;
+    json_array_foreach(layers, i, v) {
+        const char *name = json_string_value(json_object_get(v, "layer"));
+        json_t *x = json_object_get(v, "experts");
+        if (name && json_is_object(x))
+            json_object_set(cov, name, x);
+    }
+    return cov;
+}
+
 /* A GPTQ job's outputs from the finished calibration. */
 static int fetch(const dsv4_convert_opts *o, const dsv4_plan_job *j, uint8_t *const dst[3], dsv4_job_report *rep,
                  dsv4_err *e)
@@ -192,6 +209,7 @@ int dsv4_convert_run_hooked(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4
     dsv4_st_plan sp;
     dsv4_st_plan_init(&sp, r->max_shard_bytes, DSV4_ST_ALWAYS_INDEX);
     size_t *first = calloc(p->n + 1, sizeof *first), nt = 0;
+    json_t *coverage = NULL;
     if (!first)
         return dsv4_fail_rt(e, "out of memory");
     for (size_t i = 0; i < p->n; i++) {
@@ -207,7 +225,9 @@ int dsv4_convert_run_hooked(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4
     pool P = {.src = src, .p = p, .r = r, .o = o, .first_out = first, .progress = o && o->progress, .inexact = json_array()};
     pthread_mutex_init(&P.mu, NULL);
     P.t0 = dsv4_now();
-    dsv4_st_write_opts wo = {.before_commit = before_commit, .before_commit_ctx = hook_ctx};
+    coverage = manifest_coverage(o ? o->calibration : NULL);
+    dsv4_st_write_opts wo = {.before_commit = before_commit, .before_commit_ctx = hook_ctx,
+                             .manifest_calibration = coverage};
     if (dsv4_st_writer_open(&P.w, &sp, out, &wo, e)) {
         json_decref(P.inexact);
         goto fail_plan;
@@ -246,6 +266,7 @@ int dsv4_convert_run_hooked(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4
     pthread_mutex_destroy(&P.mu);
     dsv4_st_plan_free(&sp);
     free(first);
+    json_decref(coverage);
     return 0;
 fail_writer:
     json_decref(report);
@@ -256,6 +277,7 @@ fail_writer:
 fail_plan:
     dsv4_st_plan_free(&sp);
     free(first);
+    json_decref(coverage);
     return -1;
 }
 

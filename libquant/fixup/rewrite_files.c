@@ -173,7 +173,7 @@ static int write_index_manifest(rw_state *s, const char *dir, dsv4_rewrite_stats
             hashes[i] = s->t[k].hash;
         }
         dsv4_jbuf_free(&b);
-        if (dsv4_manifest_render(&p, hashes, &b, e) || write_jbuf(dir, DSV4_MANIFEST_NAME, &b, st, e))
+        if (dsv4_manifest_render(&p, hashes, s->old_manifest.calibration, &b, e) || write_jbuf(dir, DSV4_MANIFEST_NAME, &b, st, e))
             goto out;
         st->manifest_rewritten = 1;
     }

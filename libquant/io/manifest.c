@@ -7,6 +7,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
 dsv4_hash128 dsv4_xxh128(const void *data, size_t n)
 {
     static const char empty[1];
@@ -19,8 +21,40 @@ void dsv4_hash128_hex(dsv4_hash128 h, char out[33])
     snprintf(out, 33, "%016llx%016llx", (unsigned long long)h.hi, (unsigned long long)h.lo);
 }
 
-int dsv4_manifest_render(const dsv4_st_plan *p, const dsv4_hash128 *hashes, dsv4_jbuf *out,
-                         dsv4_err *e)
+/* The "calibration" section: one layer per line, each compact with sorted keys and ASCII. */
+static int render_calibration(const json_t *c, dsv4_jbuf *out, dsv4_err *e)
+{
+    if (!json_is_object(c))
+        return dsv4_fail(e, "manifest: the calibration section must be an object of layers");
+    size_t n = json_object_size(c), k = 0;
+    const char **keys = calloc(n ? n : 1, sizeof *keys);
+    if (!keys)
+        return dsv4_fail_rt(e, "manifest: out of memory");
+    const char *key;
+    json_t *val;
+    json_object_foreach((json_t *)c, key, val)
+        keys[k++] = key;
+    qsort(keys, n, sizeof *keys, cmp_str);
+    dsv4_jbuf_puts(out, ",\n  \"calibration\": {");
+    for (k = 0; k < n; k++) {
+        char *s = json_dumps(json_object_get(c, keys[k]), JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
+        if (!s) {
+            free(keys);
+            return dsv4_fail_rt(e, "manifest: cannot render the calibration of %s", keys[k]);
+        }
+        dsv4_jbuf_puts(out, k ? ",\n    " : "\n    ");
+        dsv4_jbuf_str_ascii(out, keys[k]);
+        dsv4_jbuf_puts(out, ": ");
+        dsv4_jbuf_puts(out, s);
+        free(s);
+    }
+    dsv4_jbuf_puts(out, n ? "\n  }" : "}");
+    free(keys);
+    return 0;
+}
+
+int dsv4_manifest_render(const dsv4_st_plan *p, const dsv4_hash128 *hashes, const json_t *calibration,
+                         dsv4_jbuf *out, dsv4_err *e)
 {
     if (!p->finished)
         return dsv4_fail(e, "manifest: the plan is not finished");
@@ -51,7 +85,10 @@ int dsv4_manifest_render(const dsv4_st_plan *p, const dsv4_hash128 *hashes, dsv4
                          (unsigned long long)t->nbytes, (unsigned long long)t->begin,
                          (unsigned long long)t->end, hex);
     }
-    dsv4_jbuf_puts(out, p->n ? "\n  }\n}\n" : "}\n}\n");
+    dsv4_jbuf_puts(out, p->n ? "\n  }" : "}");
+    if (calibration && render_calibration(calibration, out, e))
+        return -1;
+    dsv4_jbuf_puts(out, "\n}\n");
     return out->oom ? dsv4_fail_rt(e, "manifest: out of memory") : 0;
 }
 
@@ -62,6 +99,7 @@ void dsv4_manifest_free(dsv4_manifest *m)
         free(m->v[i].file);
     }
     free(m->v);
+    json_decref(m->calibration);
     memset(m, 0, sizeof *m);
 }
 
@@ -148,6 +186,12 @@ int dsv4_manifest_parse(const char *json, size_t len, const char *path, dsv4_man
             goto done;
     }
     qsort(m->v, m->n, sizeof *m->v, cmp_entry);
+    json_t *cal = json_object_get(root, "calibration");
+    if (cal && !json_is_object(cal)) {
+        dsv4_fail(e, "%s: \"calibration\" must be an object of layers", path);
+        goto done;
+    }
+    m->calibration = json_incref(cal);
     rc = 0;
 done:
     json_decref(root);

@@ -19,6 +19,14 @@
  *       ...
  *     }
  *   }
+ * An artifact made with calibration (GPTQ) has one more key after "tensors", its experts'
+ * calibration coverage, one layer per line in bytewise name order (written by dsv4-quant, kept by
+ * dsv4-fixup):
+ *     "calibration": {
+ *       "<layer>": {"hessians": ["routed" | "all_tokens" | "rtn" | "none", ...], "tokens": [<routed
+ *                   tokens of expert 0>, ...]},   (on one line; compact JSON, sorted keys, ASCII)
+ *       ...
+ *     }
  * The hash is XXH3_128bits (libxxhash) of the tensor's bytes, printed as 32 lowercase hex digits,
  * the high 64 bits then the low 64 bits: XXH128's canonical big-endian form, the same string
  * `xxh128sum` prints for a file holding just those bytes. */
@@ -28,6 +36,8 @@
 #include "io/checkpoint.h"
 #include "io/json_out.h"
 #include "io/st_plan.h"
+
+#include <jansson.h>
 
 #define DSV4_MANIFEST_NAME "dsv4-manifest.json"
 
@@ -39,9 +49,10 @@ dsv4_hash128 dsv4_xxh128(const void *data, size_t n);
 /* 32 hex digits and a NUL into out. */
 void dsv4_hash128_hex(dsv4_hash128 h, char out[33]);
 
-/* Appends the manifest for a finished plan; hashes[i] belongs to plan tensor i. */
-int dsv4_manifest_render(const dsv4_st_plan *p, const dsv4_hash128 *hashes, dsv4_jbuf *out,
-                         dsv4_err *e);
+/* Appends the manifest for a finished plan; hashes[i] belongs to plan tensor i. `calibration`
+ * (NULL: none) is the "calibration" section: an object of per-layer objects. */
+int dsv4_manifest_render(const dsv4_st_plan *p, const dsv4_hash128 *hashes, const json_t *calibration,
+                         dsv4_jbuf *out, dsv4_err *e);
 
 typedef struct dsv4_manifest_entry {
     char *name, *file;
@@ -56,6 +67,7 @@ typedef struct dsv4_manifest {
     uint64_t total_size;
     size_t n;                    /* sorted by name */
     dsv4_manifest_entry *v;
+    json_t *calibration;         /* the "calibration" section (owned), or NULL */
 } dsv4_manifest;
 
 /* Parses manifest JSON bytes (`path` names it in messages). Pure: usable on untrusted bytes. */

@@ -255,7 +255,7 @@ static int finish(dsv4_st_writer *w, dsv4_err *e)
         progress(w, DSV4_ST_EV_INDEX, 0);
         dsv4_jbuf_free(&b);
     }
-    if (dsv4_manifest_render(p, w->hash, &b, e) || write_small(w, DSV4_MANIFEST_NAME, &b, e)) {
+    if (dsv4_manifest_render(p, w->hash, w->opts.manifest_calibration, &b, e) || write_small(w, DSV4_MANIFEST_NAME, &b, e)) {
         dsv4_jbuf_free(&b);
         return -1;
     }

@@ -44,6 +44,8 @@ typedef struct dsv4_st_write_opts {
      * the output like any other failure. */
     int (*before_commit)(void *ctx, const char *tmp_dir, dsv4_err *e);
     void *before_commit_ctx;
+    /* Optional: the manifest's "calibration" section (manifest.h); must outlive the writer. */
+    const json_t *manifest_calibration;
 } dsv4_st_write_opts;
 
 /* Starts writing `plan` (finished; it must outlive the writer) to the folder `out`, which must

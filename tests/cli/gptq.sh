@@ -32,6 +32,20 @@ check default_work_removed 0 -- "$Q" --recipe recipes/w4a16.yaml "${C[@]}" "$FX"
 absent default_work_dir_gone "$tmp/b.gptq-work"
 pass_if deterministic same_tensors "$tmp/a" "$tmp/b"
 
+# The artifact's manifest holds each layer's expert token counts and Hessian sources (the report's);
+# dsv4-fixup's re-rendered manifest keeps them (a stale index total_size makes it rewrite both).
+coverage_is_report() { python3 - "$1" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1] + "/dsv4-manifest.json"))["calibration"]
+r = {l["layer"]: l["experts"] for l in json.load(open(sys.argv[1] + "/dsv4-quant-report.json"))["calibration"]["layers"]}
+sys.exit(0 if m == r and len(m) == 4 and all(len(v["tokens"]) == 16 for v in m.values()) else 1)
+PY
+}
+pass_if manifest_has_coverage coverage_is_report "$tmp/a"
+cp -r "$tmp/a" "$tmp/a_bad" && sed -i 's/"total_size": \([0-9]*\)/"total_size": 1\1/' "$tmp/a_bad/model.safetensors.index.json"
+check fixup_keeps_coverage 0 -- "${BUILD:-build}/bin/dsv4-fixup" "$tmp/a_bad" -o "$tmp/a_fixed" --quiet
+pass_if fixup_manifest_same_bytes cmp -s "$tmp/a/dsv4-manifest.json" "$tmp/a_fixed/dsv4-manifest.json"
+
 # Killed at several points (SIGKILL), then resumed with the same work folder: the same bytes.
 for t in 0.5 2 5; do
   "$Q" --recipe recipes/w4a16.yaml "${C[@]}" --work-dir "$tmp/wk$t" "$FX" "$tmp/k$t" >/dev/null 2>&1 &

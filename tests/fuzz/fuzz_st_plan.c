@@ -70,7 +70,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
         dsv4_jbuf_free(&b);
         dsv4_hash128 *h = calloc(p.n ? p.n : 1, sizeof *h);
         dsv4_manifest m;
-        if (!h || dsv4_manifest_render(&p, h, &b, &e) || dsv4_manifest_parse(b.p, b.n, "m", &m, &e) ||
+        if (!h || dsv4_manifest_render(&p, h, NULL, &b, &e) || dsv4_manifest_parse(b.p, b.n, "m", &m, &e) ||
             m.n != p.n || m.total_size != p.total_bytes)
             abort();
         dsv4_manifest_free(&m);
