@@ -336,7 +336,7 @@ int main(int argc, char **argv)
             }
             o.precomputed = store_get;
             o.precomputed_ctx = store;
-            o.calibration = json_pack("{s:O}", "layers", dsv4_gptq_store_report(store));
+            o.calibration = json_incref(dsv4_gptq_store_report(store));
         }
         dsv4_convert_stats s;
         int crc = dsv4_convert_run_hooked(&c, &p, &r, out, &o, dsv4_after_convert_hook, &ac, &s, &e);

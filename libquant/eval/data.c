@@ -118,8 +118,7 @@ int dsv4_data_from_stream(const int32_t *ids, int64_t n, const char *what, const
     memset(d, 0, sizeof *d);
     snprintf(d->path, sizeof d->path, "%s", what);
     snprintf(d->kind, sizeof d->kind, "tokens");
-    int64_t len = o && o->len ? o->len : o && o->max_len > 0 && o->max_len < DSV4_DATA_JSONL_LEN ? o->max_len
-                                                                                                   : DSV4_DATA_JSONL_LEN;
+    int64_t len = o && o->len ? o->len : o && o->max_len > 0 ? o->max_len : DSV4_DATA_JSONL_LEN;
     if (n < len + 1)
         return dsv4_fail(e, "%s: %lld tokens, fewer than one row of %lld (length %lld + 1 target)", what,
                          (long long)n, (long long)(len + 1), (long long)len);

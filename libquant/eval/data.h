@@ -21,7 +21,8 @@
 typedef struct dsv4_data_opts {
     int64_t rows;          /* rows to use; 0 = every row after offset */
     int64_t len;           /* predictions per row (a row is len + 1 tokens); 0 = the file's row
-                              length - 1 (JSONL: DSV4_DATA_JSONL_LEN) */
+                              length - 1, at most max_len (JSONL: max_len when set, else
+                              DSV4_DATA_JSONL_LEN) */
     int64_t offset;        /* rows skipped first */
     int64_t max_rows, max_len; /* when rows / len are 0: at most this many (0: no limit) */
     const char *tokenizer; /* JSONL: tokenizer.json or the folder that holds it */

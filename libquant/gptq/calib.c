@@ -27,12 +27,23 @@ typedef struct walk {
     json_t *report;
 } walk;
 
+/* The data: --calib-data as given; the recipe's calibration.data from the recipe file's folder
+ * when relative (a recipe names its data as it names nothing else: wherever it is run from); else
+ * the source's calib.tokens.safetensors. */
 static const char *data_path(const walk *w, const char *src, char *buf, size_t n)
 {
+    const char *d = w->r->calib_data;
     if (w->o->data)
         return w->o->data;
-    if (w->r->calib_data[0])
-        return w->r->calib_data;
+    if (d[0] == '/')
+        return d;
+    if (d[0]) {
+        const char *slash = strrchr(w->r->path, '/');
+        if (!slash)
+            return d;
+        snprintf(buf, n, "%.*s/%s", (int)(slash - w->r->path), w->r->path, d);
+        return buf;
+    }
     snprintf(buf, n, "%s/calib.tokens.safetensors", src);
     return access(buf, R_OK) == 0 ? buf : NULL;
 }
@@ -281,8 +292,12 @@ int dsv4_calib_run(const char *src_path, const dsv4_plan *p, const dsv4_recipe *
             dsv4_fail(e, "calibration seq_len %d: need at least 2 tokens", seq);
             goto out_model;
         }
-        if (dsv4_data_load(dp, &dopt, &w.d, e))
+        if (dsv4_data_load(dp, &dopt, &w.d, e)) {
+            if (!o->data && r->calib_data[0])
+                dsv4_wrap(e, "calibration.data '%s' of %s (a relative path is taken from the recipe's folder)",
+                          r->calib_data, r->path);
             goto out_model;
+        }
         w.S = w.d.rows;
         w.T = w.d.len + 1;
     }
@@ -320,7 +335,14 @@ int dsv4_calib_run(const char *src_path, const dsv4_plan *p, const dsv4_recipe *
     for (int i = 0; i <= last; i++)
         if (do_layer(&w, i, forward && i < last && i < c->n_layers, e))
             goto out_data;
-    rc = dsv4_gptq_store_open(o->work_dir, p, out, e);
+    if ((rc = dsv4_gptq_store_open(o->work_dir, out, e)) == 0 && dp) { /* the data, before the layers */
+        json_t *rep = dsv4_gptq_store_report(*out), *layers = json_incref(json_object_get(rep, "layers"));
+        json_object_del(rep, "layers");
+        json_object_set_new(rep, "data", json_pack("{s:s,s:s,s:I,s:{s:i,s:i}}", "path", dp, "kind", w.d.kind,
+                                                   "rows_available", (json_int_t)w.d.avail_rows, "asked", "samples",
+                                                   samples, "seq_len", seq));
+        json_object_set_new(rep, "layers", layers);
+    }
 out_data:
     free(w.X);
     free(w.pos);

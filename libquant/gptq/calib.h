@@ -32,8 +32,13 @@ typedef struct dsv4_calib_opts {
     const char *device;          /* "auto" (default), "cpu", "cuda" */
     int threads;                 /* CPU backend threads (<= 0: one per core) */
     const char *data;            /* token rows (.safetensors input_ids) or .jsonl text; NULL: the
-                                    recipe's calibration.data, else SRC/calib.tokens.safetensors */
-    int samples, seq_len;        /* 0: the recipe's */
+                                    recipe's calibration.data (a relative path is taken from the
+                                    recipe file's folder), else SRC/calib.tokens.safetensors */
+    int samples, seq_len;        /* 0: the recipe's. At most `samples` rows are used (fewer when the
+                                    data holds fewer); token rows longer than seq_len are cut to it,
+                                    shorter ones used whole; JSONL text (tokenized line by line as
+                                    tokenizer(text), concatenated) is cut into rows of exactly
+                                    seq_len tokens, and text shorter than one row is refused */
     const char *work_dir;        /* per-layer checkpoints (required) */
     const char *save_hessians;   /* folder to save Hessians into, or NULL */
     const char *load_hessians;   /* folder of saved Hessians to quantize from, or NULL */
@@ -47,14 +52,17 @@ typedef struct dsv4_gptq_store dsv4_gptq_store;
  * into o->work_dir and opens the result. Fails when the plan has no GPTQ job. */
 int dsv4_calib_run(const char *src_path, const dsv4_plan *p, const dsv4_recipe *r, const dsv4_calib_opts *o,
                    dsv4_gptq_store **out, dsv4_err *e);
-/* Opens a finished work folder (every layer done) for plan p. */
-int dsv4_gptq_store_open(const char *work_dir, const dsv4_plan *p, dsv4_gptq_store **out, dsv4_err *e);
+/* Opens a finished work folder (every layer done). */
+int dsv4_gptq_store_open(const char *work_dir, dsv4_gptq_store **out, dsv4_err *e);
 void dsv4_gptq_store_close(dsv4_gptq_store *s);
 /* The stored bytes of artifact tensor `name` (NULL when the store does not hold it), *n bytes. */
 const void *dsv4_gptq_store_get(const dsv4_gptq_store *s, const char *name, uint64_t *n);
-/* What the calibration did, for dsv4-quant-report.json: data, per-layer expert token counts and
- * which experts got GPTQ on routed tokens, on all tokens or round-to-nearest, per-module loss,
- * damping, fallbacks, times. Borrowed reference. */
+/* What the calibration did, for dsv4-quant-report.json's "calibration": the run's identity (the
+ * hashes of the source config, the recipe and the token rows used, samples and seq_len used,
+ * backend, hessians_from), "data" (the file, its kind, rows available, the samples and seq_len
+ * asked for; absent when quantizing from saved Hessians) and "layers": per layer the expert token
+ * counts, which experts got GPTQ on routed tokens, on all tokens or round-to-nearest, per-module
+ * how, loss, damping, fallbacks, times. Borrowed reference. */
 json_t *dsv4_gptq_store_report(const dsv4_gptq_store *s);
 
 #endif

@@ -1,6 +1,9 @@
 /* The calibration's work folder (calib.h): calib.json (the run's identity), one atomic folder per
  * finished layer (layer-NNN/ or mtp-N/: the layer's quantized tensors as the artifact stores them,
- * its report.json), and the store that the conversion reads them from. */
+ * its report.json), and the store that the conversion reads them from (its report: calib.json's
+ * identity with every layer's report under "layers"). */
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,41 +139,82 @@ int calib_fingerprint(const char *work, json_t *id, dsv4_err *e)
     return rc;
 }
 
-int dsv4_gptq_store_open(const char *work_dir, const dsv4_plan *p, dsv4_gptq_store **out, dsv4_err *e)
+/* A finished layer's folder name: layer-<id> or mtp-<i> exactly (not an atomic write's temporary
+ * sibling); *kind 0 for layers, 1 for MTP blocks. */
+static int layer_dir_id(const char *name, int *kind, int *id)
 {
-    (void)p;
+    int n = 0;
+    *kind = name[0] == 'm';
+    if (sscanf(name, *kind ? "mtp-%d%n" : "layer-%d%n", id, &n) != 1 || name[n] || *id < 0)
+        return 0;
+    return strspn(name + (*kind ? 4 : 6), "0123456789") == strlen(name + (*kind ? 4 : 6));
+}
+
+static int is_layer_dir(const struct dirent *d)
+{
+    int kind, id;
+    return layer_dir_id(d->d_name, &kind, &id);
+}
+
+/* Main layers in order, then the MTP blocks. */
+static int by_layer(const struct dirent **a, const struct dirent **b)
+{
+    int ka, ia, kb, ib;
+    layer_dir_id((*a)->d_name, &ka, &ia);
+    layer_dir_id((*b)->d_name, &kb, &ib);
+    return ka != kb ? ka - kb : (ia > ib) - (ia < ib);
+}
+
+/* calib.json of a work folder as the report's top level (the run's identity). */
+static json_t *read_identity(const char *work_dir, dsv4_err *e)
+{
+    char path[4096], *buf;
+    size_t len;
+    snprintf(path, sizeof path, "%s/calib.json", work_dir);
+    if (dsv4_read_file(path, 1u << 20, &buf, &len, e))
+        return NULL;
+    json_error_t je;
+    json_t *j = json_loadb(buf, len, 0, &je);
+    free(buf);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        dsv4_fail(e, "%s: expected the calibration's identity (a JSON object)%s%s", path, j ? "" : ": ", j ? "" : je.text);
+        return NULL;
+    }
+    return j;
+}
+
+int dsv4_gptq_store_open(const char *work_dir, dsv4_gptq_store **out, dsv4_err *e)
+{
     dsv4_gptq_store *s = calloc(1, sizeof *s);
     if (!s)
         return dsv4_fail_rt(e, "out of memory");
-    s->report = json_array();
-    char **names = NULL;
-    size_t nn = 0;
-    /* layer-NNN then mtp-N, in name order */
-    for (int pass = 0; pass < 2; pass++)
-        for (int i = 0; i < 100000; i++) {
-            char dir[4096];
-            snprintf(dir, sizeof dir, pass ? "%s/mtp-%d" : "%s/layer-%03d", work_dir, i);
-            struct stat st;
-            if (stat(dir, &st) != 0)
-                break;
-            char **t = realloc(names, (nn + 1) * sizeof *names);
-            if (!t || !(t[nn] = strdup(dir))) {
-                free(t ? t : names);
-                dsv4_gptq_store_close(s);
-                return dsv4_fail_rt(e, "out of memory");
-            }
-            names = t;
-            nn++;
-        }
+    json_t *layers = json_array();
+    if (!(s->report = read_identity(work_dir, e))) {
+        json_decref(layers);
+        free(s);
+        return -1;
+    }
+    json_object_set_new(s->report, "layers", layers);
+    /* every finished layer folder (a GPTQ run need not start at layer 0 nor cover every layer) */
+    struct dirent **ents = NULL;
+    int ne = scandir(work_dir, &ents, is_layer_dir, by_layer);
+    if (ne < 0) {
+        dsv4_fail_rt(e, "%s: cannot list the work folder: %s", work_dir, strerror(errno));
+        dsv4_gptq_store_close(s);
+        return -1;
+    }
+    size_t nn = (size_t)ne;
     s->layers = calloc(nn + 1, sizeof *s->layers);
     int rc = s->layers ? 0 : dsv4_fail_rt(e, "out of memory");
     for (size_t i = 0; i < nn && rc == 0; i++) {
-        if ((rc = dsv4_ckpt_open(names[i], 0, &s->layers[i], e)))
+        char dir[4096], rp[4200], *buf;
+        size_t len;
+        snprintf(dir, sizeof dir, "%s/%s", work_dir, ents[i]->d_name);
+        if ((rc = dsv4_ckpt_open(dir, 0, &s->layers[i], e)))
             break;
         s->n++;
-        char rp[4200], *buf;
-        size_t len;
-        snprintf(rp, sizeof rp, "%s/report.json", names[i]);
+        snprintf(rp, sizeof rp, "%s/report.json", dir);
         if ((rc = dsv4_read_file(rp, 1u << 30, &buf, &len, e)))
             break;
         json_error_t je;
@@ -180,11 +224,11 @@ int dsv4_gptq_store_open(const char *work_dir, const dsv4_plan *p, dsv4_gptq_sto
             rc = dsv4_fail(e, "%s:%d: %s", rp, je.line, je.text);
             break;
         }
-        json_array_append_new(s->report, j);
+        json_array_append_new(layers, j);
     }
     for (size_t i = 0; i < nn; i++)
-        free(names[i]);
-    free(names);
+        free(ents[i]);
+    free(ents);
     if (rc) {
         dsv4_gptq_store_close(s);
         return -1;
