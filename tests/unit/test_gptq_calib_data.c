@@ -9,7 +9,7 @@
 #include "harness.h"
 #include "io/safetensors.h"
 
-TEST(calib_jsonl_rows_of_seq_len)
+TEST(gptq_calib_jsonl_rows_of_seq_len)
 {
     dsv4_st_file st;
     dsv4_err e;
@@ -42,7 +42,7 @@ TEST(calib_jsonl_rows_of_seq_len)
     dsv4_st_close(&st);
 }
 
-TEST(calib_token_rows_cut_or_whole)
+TEST(gptq_calib_token_rows_cut_or_whole)
 {
     dsv4_eval_data d;
     dsv4_err e;
