@@ -178,7 +178,8 @@ static json_t *read_identity(const char *work_dir, dsv4_err *e)
     free(buf);
     if (!json_is_object(j)) {
         json_decref(j);
-        dsv4_fail(e, "%s: expected the calibration's identity (a JSON object)%s%s", path, j ? "" : ": ", j ? "" : je.text);
+        dsv4_fail(e, "%s: expected the calibration's identity (a JSON object)%s%s", path, j ? "" : ": ",
+                  j ? "" : je.text);
         return NULL;
     }
     return j;

@@ -224,8 +224,9 @@ TEST(gptq_attention_output_error_below_rtn)
             continue;
         const site_rows *X = &rc.s[site];
         int64_t N = j->rows, K = j->cols;
-        CHECK_MSG(X->rows == (int64_t)SAMPLES * SEQ * G && X->cols == K, "%s: site %d recorded [%lld, %lld], expected [%lld, %lld]",
-                  stem, site, (long long)X->rows, (long long)X->cols, (long long)SAMPLES * SEQ * G, (long long)K);
+        CHECK_MSG(X->rows == (int64_t)SAMPLES * SEQ * G && X->cols == K,
+                  "%s: site %d recorded [%lld, %lld], expected [%lld, %lld]", stem, site, (long long)X->rows,
+                  (long long)X->cols, (long long)SAMPLES * SEQ * G, (long long)K);
         if (X->rows != (int64_t)SAMPLES * SEQ * G || X->cols != K)
             continue;
         const json_t *m = report_module(dsv4_gptq_store_report(store), stem);
@@ -247,7 +248,8 @@ TEST(gptq_attention_output_error_below_rtn)
         const uint8_t *gp = dsv4_gptq_store_get(store, pk, &npk), *gs = dsv4_gptq_store_get(store, sc, &nsc);
         dsv4_job_report jr;
         int ok = gp && gs && dsv4_source_bf16(j->src[0], j->src[1], bf, &e) == 0 &&
-                 int4_values(gp, gs, N, K, Wg, &e) == 0 && dsv4_job_run(j, 128, out, &jr, &e) == 0 &&
+                 int4_values(gp, gs, N, K, Wg, &e) == 0 &&
+                 dsv4_job_run(j, dsv4_job_group(j, &r), out, &jr, &e) == 0 &&
                  int4_values(out[0], out[1], N, K, Wr, &e) == 0;
         CHECK_MSG(ok, "%s: %s", stem, gp && gs ? e.msg : "the store lacks its tensors");
         double eg = 0, er = 0, want = 0, damp = json_real_value(json_object_get(m, "damp"));
