@@ -39,8 +39,9 @@ static int render_calibration(const json_t *c, dsv4_jbuf *out, dsv4_err *e)
     for (k = 0; k < n; k++) {
         char *s = json_dumps(json_object_get(c, keys[k]), JSON_COMPACT | JSON_SORT_KEYS | JSON_ENSURE_ASCII);
         if (!s) {
+            dsv4_fail_rt(e, "manifest: cannot render the calibration of %s", keys[k]);
             free(keys);
-            return dsv4_fail_rt(e, "manifest: cannot render the calibration of %s", keys[k]);
+            return -1;
         }
         dsv4_jbuf_puts(out, k ? ",\n    " : "\n    ");
         dsv4_jbuf_str_ascii(out, keys[k]);
