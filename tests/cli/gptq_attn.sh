@@ -24,7 +24,8 @@ FX=fixtures/dsv4-tiny
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 PREFIX=gptq_attn_
 . tests/lib/cli.sh
-C=(--calib-samples 8 --calib-seq-len 128 --calib-device cpu --threads 2 --quiet --eval-rows 16 --eval-len 128
+# CALIB_DEVICE=cuda runs the same checks with the calibration on the GPU (the GPU machine)
+C=(--calib-samples 8 --calib-seq-len 128 --calib-device "${CALIB_DEVICE:-cpu}" --threads 2 --quiet --eval-rows 16 --eval-len 128
    --eval-device cpu --eval-spec-prompts 0)
 
 cat > "$tmp/gptq.yaml" <<'YAML'

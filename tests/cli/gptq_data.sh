@@ -17,7 +17,8 @@ FX=fixtures/dsv4-tiny
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 PREFIX=gptq_data_
 . tests/lib/cli.sh
-C=(--calib-device cpu --threads 2 --no-eval --quiet)
+# CALIB_DEVICE=cuda runs the same checks with the calibration on the GPU (the GPU machine)
+C=(--calib-device "${CALIB_DEVICE:-cpu}" --threads 2 --no-eval --quiet)
 S=(--calib-samples 8 --calib-seq-len 128)
 
 same_tensors() { # same_tensors A B: every safetensors shard, the index and the manifest byte-identical
