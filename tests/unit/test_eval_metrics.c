@@ -28,7 +28,9 @@ TEST(eval_metrics_identical_models)
     CHECK_MSG(fabs(s.kld_mean) < 1e-12 && fabs(s.kld_pct[12]) < 1e-12, "KL of identical rows: mean %g max %g",
               s.kld_mean, s.kld_pct[12]);
     CHECK(s.same_top == 1.0 && s.same_top_unc == 0);
-    CHECK(s.ratio == 1.0 && s.ln_ratio == 0 && s.ln_ratio_unc == 0 && s.diff == 0);
+    CHECK(s.ratio == 1.0 && s.ln_ratio == 0 && s.diff == 0);
+    /* se² + se_base² − 2·cov of identical columns: zero up to rounding (a few ulps of the variances) */
+    CHECK_MSG(s.ln_ratio_unc < 1e-6, "ln ratio uncertainty of identical rows %g", s.ln_ratio_unc);
     CHECK(s.ppl == s.ppl_base && s.ppl_unc > 0);
     CHECK_MSG(NEAR(s.nll_cor, 1.0, 1e-12), "correlation %g", s.nll_cor);
     CHECK(s.dp_mean == 0 && s.dp_rms == 0 && s.dp_pct[0] == 0 && s.dp_pct[12] == 0);

@@ -52,6 +52,7 @@ TEST(manifest_calibration_section)
     CHECK(render(arr, &d, &e) != 0 && strstr(e.msg, "calibration section must be an object"));
     char *bad = malloc(c.n + 64);
     memcpy(bad, c.p, c.n);
+    bad[c.n] = 0;
     char *end = strrchr(bad, '}');
     strcpy(end, ", \"calibration\": [1]}\n");
     CHECK(dsv4_manifest_parse(bad, strlen(bad), "m.json", &m, &e) != 0 && strstr(e.msg, "m.json: \"calibration\""));
