@@ -99,6 +99,12 @@ int dsv4_job_nvfp4_scale(const dsv4_plan_job *j, int *exact, float *gs, dsv4_err
     return rc;
 }
 
+int dsv4_job_nvfp4_exact(const dsv4_plan_job *j)
+{
+    float gs;
+    return j->kind == DSV4_JOB_NVFP4 && nvfp4_exact_scale(j, &gs) == 0;
+}
+
 const dsv4_recipe_group *dsv4_job_group(const dsv4_plan_job *j, const dsv4_recipe *r)
 {
     return j->group >= 0 && (size_t)j->group < r->n_groups ? &r->groups[j->group] : NULL;

@@ -25,5 +25,8 @@ int dsv4_source_bf16(const dsv4_tensor *w, const dsv4_tensor *s, uint16_t *dst, 
 /* The NVFP4 global scale job j's outputs get: a power of two under which a release FP4 pair keeps
  * its codes (*exact = 1), else compressed-tensors' scale over the fused pair's BF16 values. */
 int dsv4_job_nvfp4_scale(const dsv4_plan_job *j, int *exact, float *gs, dsv4_err *e);
+/* 1 when job j is NVFP4 and its source converts exactly (the *exact of dsv4_job_nvfp4_scale),
+ * without reading more than the scales: GPTQ has nothing to improve there. */
+int dsv4_job_nvfp4_exact(const dsv4_plan_job *j);
 
 #endif

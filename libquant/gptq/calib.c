@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <sys/stat.h>
 
+#include "artifact/convert_job.h"
 #include "eval/data.h"
 #include "io/atomic.h"
 #include "gptq/calib_internal.h"
@@ -48,13 +49,20 @@ static const char *data_path(const walk *w, const char *src, char *buf, size_t n
     return access(buf, R_OK) == 0 ? buf : NULL;
 }
 
-static int jobs_in(const dsv4_plan *p, const dsv4_recipe *r, const dsv4_config *c, int id)
+/* GPTQ jobs of layer `id`; *hess: those that need Hessians (all but NVFP4 jobs whose source
+ * converts exactly, which keep the exact conversion; saving Hessians wants them all). */
+static int jobs_in(const dsv4_plan *p, const dsv4_recipe *r, const dsv4_calib_opts *o, const dsv4_config *c, int id,
+                   int *hess)
 {
     char layer[32];
     calib_layer_name(c, id, layer, sizeof layer);
     int n = 0;
+    *hess = 0;
     for (size_t i = 0; i < p->n; i++)
-        n += calib_job_in(&p->jobs[i], r, layer);
+        if (calib_job_in(&p->jobs[i], r, layer)) {
+            n++;
+            *hess += o->save_hessians || !dsv4_job_nvfp4_exact(&p->jobs[i]);
+        }
     return n;
 }
 
@@ -80,7 +88,7 @@ static int pass(walk *w, clayer *L, const dsv4_taps *taps, int keep, dsv4_err *e
     return 0;
 }
 
-static json_t *layer_report(const walk *w, clayer *L, double t_hess, double t_gptq)
+static json_t *layer_report(const walk *w, clayer *L, int calibrated, double t_hess, double t_gptq)
 {
     json_t *mods = json_array(), *tok = json_array(), *how = json_array();
     for (size_t i = 0; i < L->n_mods; i++) {
@@ -93,7 +101,7 @@ static json_t *layer_report(const walk *w, clayer *L, double t_hess, double t_gp
     static const char *const names[] = {"routed", "all_tokens", "rtn"};
     for (int64_t x = 0; x < w->m.cfg.n_routed_experts; x++) {
         json_array_append_new(tok, json_integer((json_int_t)L->tokens[x]));
-        json_array_append_new(how, json_string(names[L->mode[x] % 3]));
+        json_array_append_new(how, json_string(calibrated ? names[L->mode[x] % 3] : "none"));
     }
     char name[32];
     calib_layer_name(&w->m.cfg, L->id, name, sizeof name);
@@ -146,7 +154,9 @@ static int collect(walk *w, clayer *L, dsv4_err *e)
     return w->o->save_hessians ? calib_hess_save(L, w->o->save_hessians, e) : 0;
 }
 
-static int do_layer(walk *w, int id, int propagate, dsv4_err *e)
+/* Layer `id`: its modules quantized (Hessians collected first when `hess`; else every module
+ * converts exactly) and stored, or replayed from the work folder; then the propagation pass. */
+static int do_layer(walk *w, int id, int hess, int propagate, dsv4_err *e)
 {
     int64_t E = w->m.cfg.n_routed_experts;
     clayer L = {.m = &w->m, .id = id};
@@ -166,7 +176,7 @@ static int do_layer(walk *w, int id, int propagate, dsv4_err *e)
     if (done < 0)
         goto out;
     if (L.n_mods && !done) {
-        if (collect(w, &L, e))
+        if (hess && collect(w, &L, e))
             goto out;
         t1 = dsv4_now();
         for (size_t i = 0; i < L.n_mods; i++) {
@@ -179,7 +189,7 @@ static int do_layer(walk *w, int id, int propagate, dsv4_err *e)
                 goto out;
         }
         calib_hess_free(&L);
-        json_t *rep = layer_report(w, &L, t1 - t0, dsv4_now() - t1);
+        json_t *rep = layer_report(w, &L, hess, t1 - t0, dsv4_now() - t1);
         int st = calib_layer_store(w->o->work_dir, &L, rep, e);
         json_decref(rep);
         if (st)
@@ -263,25 +273,34 @@ int dsv4_calib_run(const char *src_path, const dsv4_plan *p, const dsv4_recipe *
     dsv4_ops *ops = dsv4_ops_by_name(o->device ? o->device : "auto", o->threads, e);
     if (!ops)
         return -1;
-    int rc = -1;
+    int rc = -1, *hess = NULL; /* per layer: its modules that need Hessians */
     json_t *id = NULL;
     if (dsv4_model_open(src_path, ops, 0, &w.m, e))
         goto out_ops;
     const dsv4_config *c = &w.m.cfg;
-    int total = 0, last = -1;
+    int total = 0, last = -1, last_hess = -1, exact = 0;
+    if (!(hess = calloc((size_t)(c->n_layers + c->n_mtp) + 1, sizeof *hess))) {
+        dsv4_fail_rt(e, "out of memory");
+        goto out_model;
+    }
     for (int i = 0; i < c->n_layers + c->n_mtp; i++) {
-        int n = jobs_in(p, r, c, i);
+        int n = jobs_in(p, r, o, c, i, &hess[i]);
         total += n;
+        exact += n - hess[i];
         last = n ? i : last;
+        last_hess = hess[i] ? i : last_hess;
     }
     if (!total) {
         dsv4_fail(e, "%s: the plan has no GPTQ module", r->path);
         goto out_model;
     }
+    /* No forward pass when no module needs Hessians (quantizing from saved ones, or every module
+     * converts exactly); otherwise the streams run up to the last layer that needs them. */
+    int forward = !o->load_hessians && last_hess >= 0;
     char buf[4096];
-    const char *dp = o->load_hessians ? NULL : data_path(&w, src_path, buf, sizeof buf);
+    const char *dp = forward ? data_path(&w, src_path, buf, sizeof buf) : NULL;
     int samples = o->samples > 0 ? o->samples : r->calib_samples, seq = o->seq_len > 0 ? o->seq_len : r->calib_seq_len;
-    if (!o->load_hessians) { /* quantizing from saved Hessians needs no data */
+    if (forward) {
         if (!dp) {
             dsv4_fail(e, "GPTQ needs calibration data: give --calib-data (token rows .safetensors with input_ids, or "
                          ".jsonl text), the recipe's calibration.data, or put calib.tokens.safetensors in %s", src_path);
@@ -311,10 +330,12 @@ int dsv4_calib_run(const char *src_path, const dsv4_plan *p, const dsv4_recipe *
         (o->save_hessians && hessian_dir(o->save_hessians, src_path, 1, e)) ||
         (o->load_hessians && hessian_dir(o->load_hessians, src_path, 0, e)))
         goto out_data;
-    if (o->progress)
+    if (o->progress && (forward || o->load_hessians))
         fprintf(stderr, "dsv4-quant: gptq: %d modules, %lld samples x %lld tokens from %s (asked %d x %d), backend %s\n",
                 total, (long long)w.S, (long long)w.T, dp ? dp : o->load_hessians, samples, seq, ops->name);
-    int forward = !o->load_hessians;
+    if (o->progress && exact)
+        fprintf(stderr, "dsv4-quant: gptq: %d of %d modules convert to NVFP4 exactly and keep that conversion%s\n",
+                exact, total, forward || o->load_hessians ? "" : " (no calibration pass)");
     if (forward) {
         w.X = malloc((size_t)(w.S * w.T * w.width) * sizeof(float) + 4);
         w.pos = malloc((size_t)w.T * sizeof(int64_t));
@@ -333,7 +354,7 @@ int dsv4_calib_run(const char *src_path, const dsv4_plan *p, const dsv4_recipe *
                 goto out_data;
     }
     for (int i = 0; i <= last; i++)
-        if (do_layer(&w, i, forward && i < last && i < c->n_layers, e))
+        if (do_layer(&w, i, hess[i] > 0 && (forward || o->load_hessians), forward && i < last_hess && i < c->n_layers, e))
             goto out_data;
     if ((rc = dsv4_gptq_store_open(o->work_dir, out, e)) == 0 && dp) { /* the data, before the layers */
         json_t *rep = dsv4_gptq_store_report(*out), *layers = json_incref(json_object_get(rep, "layers"));
@@ -350,6 +371,7 @@ out_data:
         ops->free(ops, w.Xb);
     dsv4_data_free(&w.d);
 out_model:
+    free(hess);
     dsv4_model_close(&w.m);
 out_ops:
     json_decref(id);
