@@ -1,9 +1,11 @@
 /* One plan job (plan.h): read the source weight (dequantizing release FP8/FP4 to BF16 when the
  * scheme needs values), and produce the job's one to three outputs with the packers of
- * quant/pack.h into caller-provided destinations. */
+ * quant/pack.h into caller-provided destinations. NVFP4 keeps FP4 values exactly wherever the
+ * source holds them, as release FP4 bytes or as their BF16 copy; everything else is RTN. */
 #include "artifact/convert_job.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -55,31 +57,96 @@ static uint16_t *alloc_bf16(int64_t rows, int64_t cols, const char *name, dsv4_e
     return b;
 }
 
-/* NVFP4 global scale that keeps a release FP4 pair exact (a power of two), when one exists. */
-static int nvfp4_exact_scale(const dsv4_plan_job *j, float *gs)
+/* The logical [rows, cols] of a source weight (release FP4 stores two values per byte). */
+static void logical_shape(const dsv4_tensor *w, const dsv4_tensor *s, int64_t *rows, int64_t *cols)
 {
-    const dsv4_tensor *a = j->src[0], *as = j->src[1], *b = j->src[2], *bs = j->src[3];
-    if (!is_fp4(a, as) || (b && !is_fp4(b, bs)))
-        return -1;
-    dsv4_qweight qa = qweight(a, as), qb = b ? qweight(b, bs) : qa;
-    const dsv4_qweight *qs[2] = {&qa, &qb};
-    dsv4_err ignored;
-    return dsv4_nvfp4_mx_global_scale(qs, b ? 2 : 1, gs, &ignored);
+    *rows = w->shape[0];
+    *cols = w->ndim > 1 ? (is_fp4(w, s) ? 2 * w->shape[1] : w->shape[1]) : 1;
+}
+
+/* A weight as release FP4 (MXFP4) for NVFP4's exact conversion: the release's own bytes, or dense
+ * values that are E2M1 times one power of two per 32 inputs (a BF16 copy of release FP4 weights,
+ * as transformers saves V4), packed into `buf` by dsv4_mxfp4_from_bf16. */
+typedef struct mx_view {
+    dsv4_qweight q;
+    uint8_t *buf; /* the packed dense values (NULL for release FP4) */
+} mx_view;
+
+/* 0: *v holds w as MXFP4; 1: w is not representable; -1: error (e set). A BF16 weight is checked
+ * in its mapping, so one that is not representable costs only the groups up to the first miss. */
+static int mx_view_of(const dsv4_tensor *w, const dsv4_tensor *s, mx_view *v, dsv4_err *e)
+{
+    int64_t rows, cols;
+    memset(v, 0, sizeof *v);
+    if (is_fp4(w, s)) {
+        v->q = qweight(w, s);
+        return 0;
+    }
+    logical_shape(w, s, &rows, &cols);
+    if (w->ndim != 2 || rows <= 0 || cols % 32)
+        return 1;
+    size_t nw = (size_t)(rows * cols) / 2, ns = (size_t)(rows * cols) / 32;
+    if (!(v->buf = malloc(nw + ns + 1)))
+        return dsv4_fail_rt(e, "%s: out of memory", w->name);
+    int ok;
+    if (w->dtype == DSV4_BF16 && !s && w->data && (uintptr_t)w->data % 2 == 0) {
+        ok = dsv4_mxfp4_from_bf16((const uint16_t *)(const void *)w->data, rows, cols, v->buf, v->buf + nw);
+    } else {
+        uint16_t *b = alloc_bf16(rows, cols, w->name, e);
+        if (!b || dsv4_source_bf16(w, s, b, e)) {
+            free(b);
+            free(v->buf);
+            v->buf = NULL;
+            return -1;
+        }
+        ok = dsv4_mxfp4_from_bf16(b, rows, cols, v->buf, v->buf + nw);
+        free(b);
+    }
+    if (!ok) {
+        free(v->buf);
+        v->buf = NULL;
+        return 1;
+    }
+    v->q = (dsv4_qweight){w->name, v->buf, v->buf + nw, rows, cols / 2, rows, cols / 32};
+    return 0;
+}
+
+/* Job j's weight as MXFP4 in *a, with the power-of-two global scale under which it and its fused
+ * partner both convert exactly: 0 (free a->buf), 1 when there is none, -1 on error. */
+static int nvfp4_exact(const dsv4_plan_job *j, mx_view *a, float *gs, dsv4_err *e)
+{
+    mx_view b = {0};
+    int rc = mx_view_of(j->src[0], j->src[1], a, e);
+    if (rc == 0 && j->src[2])
+        rc = mx_view_of(j->src[2], j->src[3], &b, e);
+    if (rc == 0) {
+        const dsv4_qweight *qs[2] = {&a->q, &b.q};
+        dsv4_err ignored;
+        rc = dsv4_nvfp4_mx_global_scale(qs, j->src[2] ? 2 : 1, gs, &ignored) ? 1 : 0;
+    }
+    free(b.buf);
+    if (rc) {
+        free(a->buf);
+        a->buf = NULL;
+    }
+    return rc;
 }
 
 /* compressed-tensors' NVFP4 global scale, bf16(2688 / amax), over the fused pair (w holds the
- * job's own weight as BF16). */
+ * job's own weight as BF16; the partner has its own shape: attn.wkv is smaller than wq_a). */
 static int nvfp4_rtn_scale(const dsv4_plan_job *j, const uint16_t *w, float *gs, dsv4_err *e)
 {
     const dsv4_tensor *b = j->src[2], *bs = j->src[3];
     float amax = dsv4_bf16_amax(w, (size_t)(j->rows * j->cols));
     if (b) {
-        uint16_t *pb = alloc_bf16(j->rows, j->cols, b->name, e);
+        int64_t rows, cols;
+        logical_shape(b, bs, &rows, &cols);
+        uint16_t *pb = alloc_bf16(rows, cols, b->name, e);
         if (!pb || dsv4_source_bf16(b, bs, pb, e)) {
             free(pb);
             return -1;
         }
-        float bmax = dsv4_bf16_amax(pb, (size_t)(j->rows * j->cols));
+        float bmax = dsv4_bf16_amax(pb, (size_t)(rows * cols));
         free(pb);
         if (bmax > amax)
             amax = bmax;
@@ -90,19 +157,29 @@ static int nvfp4_rtn_scale(const dsv4_plan_job *j, const uint16_t *w, float *gs,
 
 int dsv4_job_nvfp4_scale(const dsv4_plan_job *j, int *exact, float *gs, dsv4_err *e)
 {
-    *exact = nvfp4_exact_scale(j, gs) == 0;
-    if (*exact)
+    mx_view a;
+    int rc = nvfp4_exact(j, &a, gs, e);
+    free(a.buf);
+    if (rc < 0)
+        return -1;
+    if ((*exact = rc == 0))
         return 0;
     uint16_t *v = alloc_bf16(j->rows, j->cols, j->src[0]->name, e);
-    int rc = !v || dsv4_source_bf16(j->src[0], j->src[1], v, e) || nvfp4_rtn_scale(j, v, gs, e) ? -1 : 0;
+    rc = !v || dsv4_source_bf16(j->src[0], j->src[1], v, e) || nvfp4_rtn_scale(j, v, gs, e) ? -1 : 0;
     free(v);
     return rc;
 }
 
 int dsv4_job_nvfp4_exact(const dsv4_plan_job *j)
 {
+    if (j->kind != DSV4_JOB_NVFP4)
+        return 0;
+    mx_view a;
     float gs;
-    return j->kind == DSV4_JOB_NVFP4 && nvfp4_exact_scale(j, &gs) == 0;
+    dsv4_err ignored;
+    int rc = nvfp4_exact(j, &a, &gs, &ignored);
+    free(a.buf);
+    return rc == 0;
 }
 
 const dsv4_recipe_group *dsv4_job_group(const dsv4_plan_job *j, const dsv4_recipe *r)
@@ -148,13 +225,18 @@ int dsv4_job_run(const dsv4_plan_job *j, const dsv4_recipe_group *g, uint8_t *co
     default:
         break;
     }
-    /* The value-based schemes: INT4, NVFP4, FP8 RTN. */
-    if (j->kind == DSV4_JOB_NVFP4 && is_fp4(w, s)) {
+    /* The value-based schemes: INT4, NVFP4, FP8 RTN. NVFP4 first tries the exact conversion. */
+    if (j->kind == DSV4_JOB_NVFP4) {
         float gs;
-        if (nvfp4_exact_scale(j, &gs) == 0) {
-            dsv4_qweight q = qweight(w, s);
+        mx_view a;
+        int rc = nvfp4_exact(j, &a, &gs, e);
+        if (rc < 0)
+            return -1;
+        if (rc == 0) {
             dsv4_conv_report cr;
-            if (dsv4_nvfp4_from_mxfp4(&q, gs, dst[0], dst[1], &cr, e))
+            rc = dsv4_nvfp4_from_mxfp4(&a.q, gs, dst[0], dst[1], &cr, e);
+            free(a.buf);
+            if (rc)
                 return -1;
             memcpy(dst[2], &gs, 4);
             rep->exact = cr.exact;

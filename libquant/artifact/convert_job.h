@@ -22,11 +22,13 @@ const dsv4_recipe_group *dsv4_job_group(const dsv4_plan_job *j, const dsv4_recip
  * `s`, FP4 with its scale, F16/F32 rounded to nearest even, BF16 copied. The BF16 job's values. */
 int dsv4_source_bf16(const dsv4_tensor *w, const dsv4_tensor *s, uint16_t *dst, dsv4_err *e);
 
-/* The NVFP4 global scale job j's outputs get: a power of two under which a release FP4 pair keeps
- * its codes (*exact = 1), else compressed-tensors' scale over the fused pair's BF16 values. */
+/* The NVFP4 global scale job j's outputs get: a power of two under which the fused pair converts
+ * exactly (*exact = 1) when both are release FP4, or dense values that are release FP4 values (a
+ * BF16 copy of the release: dsv4_mxfp4_from_bf16), else compressed-tensors' scale over the fused
+ * pair's BF16 values (the partner with its own shape). */
 int dsv4_job_nvfp4_scale(const dsv4_plan_job *j, int *exact, float *gs, dsv4_err *e);
-/* 1 when job j is NVFP4 and its source converts exactly (the *exact of dsv4_job_nvfp4_scale),
- * without reading more than the scales: GPTQ has nothing to improve there. */
+/* 1 when job j is NVFP4 and converts exactly (the *exact above): GPTQ has nothing to improve
+ * there. Reads the release's scales, or a BF16 weight up to its first value off the FP4 grid. */
 int dsv4_job_nvfp4_exact(const dsv4_plan_job *j);
 
 #endif

@@ -50,6 +50,11 @@ int dsv4_nvfp4_mx_global_scale(const dsv4_qweight *const *q, int nq, float *gs, 
  * re-quantized by RTN and counted in rep (inexact = such 16-blocks, max_abs_err measured). */
 int dsv4_nvfp4_from_mxfp4(const dsv4_qweight *q, float gs, uint8_t *packed, uint8_t *scale,
                           dsv4_conv_report *rep, dsv4_err *e);
+/* Dense values (BF16 [n, k]) as release FP4 (MXFP4: packed E2M1 [n, k/2] in the release's nibble
+ * order, e8m0 scales [n, k/32]) when every 32-group is E2M1 values times one power of two, as
+ * the release's FP4 experts are after dequantization: 1 and the outputs filled, else 0 (also for
+ * k not a multiple of 32). Dequantizing the result gives back every value bit for bit. */
+int dsv4_mxfp4_from_bf16(const uint16_t *w, int64_t n, int64_t k, uint8_t *packed, uint8_t *scale);
 /* Packs E2M1 codes (GPTQ's output, one per byte [n, k], low 4 bits used) as compressed-tensors
  * does: packed U8 [n, (k+1)/2], byte j = code[2j] | code[2j+1] << 4 (an odd k pads a 0 nibble). */
 void dsv4_nvfp4_pack(const uint8_t *codes, int64_t n, int64_t k, uint8_t *packed);

@@ -7,8 +7,9 @@
 # against the perturbed source on the same 8 x 256 eval rows (static rules and gates pass; GPTQ's
 # mean KL is the smaller; perplexity and MTP acceptance are printed); the report says "gptq" for
 # every expert. On the release, nvfp4-gptq.yaml keeps the exact conversion for every expert
-# without a calibration pass (so without calibration data) and writes nvfp4.yaml's tensors.
-# PASS/FAIL lines for tests/run.sh.
+# without a calibration pass (so without calibration data) and writes nvfp4.yaml's tensors; on a
+# BF16 copy of the release's experts (bench/perturb_experts.c --frac 0) it does the same, and the
+# artifact's logits equal the source's. PASS/FAIL lines for tests/run.sh.
 set -u
 cd "$(dirname "$0")/../.."
 B="${BUILD:-build}"
@@ -83,5 +84,18 @@ check release_exact 0 'no calibration pass' -- "$Q" --recipe recipes/nvfp4-gptq.
 pass_if release_report_all_exact test "$(count_how "$tmp/rel/dsv4-quant-report.json" exact)" = 192
 check release_rtn 0 -- "$Q" --recipe recipes/nvfp4.yaml --no-eval --quiet "$FX" "$tmp/rel_rtn"
 pass_if release_same_tensors_as_nvfp4 same_tensors "$tmp/rel" "$tmp/rel_rtn"
+
+# The release's expert values as BF16 (what a BF16 checkpoint of the release holds; --frac 0): they
+# are recognized as FP4 values and convert exactly too, with GPTQ (no calibration pass) and RTN
+# alike; the artifact's logits equal the source's.
+check bf16_copy 0 '0.00 % changed' -- "$PERTURB" "$FX" "$tmp/bf16" --frac 0
+check bf16_copy_exact 0 'no calibration pass' -- "$Q" --recipe recipes/nvfp4-gptq.yaml "${CAL[@]}" --no-eval "$tmp/bf16" "$tmp/b"
+pass_if bf16_copy_report_all_exact test "$(count_how "$tmp/b/dsv4-quant-report.json" exact)" = 192
+"$V" "$tmp/b" --source "$tmp/bf16" "${EV[@]}" > "$tmp/b.json" 2>/dev/null
+pass_if bf16_copy_kl_zero python3 -c 'import json,sys
+ev = json.load(open(sys.argv[1]))["eval"]
+sys.exit(not (ev["kl_divergence"]["max"] == 0 and ev["perplexity"]["artifact"] == ev["perplexity"]["source"]))' "$tmp/b.json"
+check bf16_copy_rtn 0 -- "$Q" --recipe recipes/nvfp4.yaml --no-eval --quiet "$tmp/bf16" "$tmp/b_rtn"
+pass_if bf16_copy_rtn_same_tensors same_tensors "$tmp/b" "$tmp/b_rtn"
 
 exit $((fails > 0))
