@@ -16,7 +16,9 @@
 # verification on EVAL_ROWS x EVAL_LEN eval rows); one line with the source's PPL, the artifact's
 # PPL, its increase, mean KL, same top-1, MTP acceptance (artifact / source, teacher-forced), how
 # the experts were made (modules gptq / exact / rtn) and the wall time of the whole dsv4-quant run.
-# The GPTQ rows are recipes/nvfp4-gptq.yaml with the experts group's actorder / observer changed.
+# The GPTQ rows are recipes/nvfp4-gptq.yaml with the experts group's actorder / observer changed;
+# rtn is recipes/nvfp4.yaml, rtn_mse the same with `observer: mse` (round to nearest under the MSE
+# observer's scales: GPTQ's gain over it is the part the observer alone does not give).
 #
 # Usage: bench/gptq_nvfp4.sh [CALIB_DEVICE] [EVAL_DEVICE]      (defaults: auto auto)
 # Sizes (environment): CALIB_ROWS 128, CALIB_LEN 512, EVAL_ROWS 64, EVAL_LEN 512 (the fixture's
@@ -47,6 +49,7 @@ variant static_mse
 variant none_minmax 's/actorder: static/actorder: none/' 's/observer: mse/observer: minmax/'
 variant none_mse_recompute 's/actorder: static/actorder: none\n    recompute_scales: true/'
 cp recipes/nvfp4.yaml "$tmp/rtn.yaml"
+sed 's/^    method: rtn$/    method: rtn\n    observer: mse/' recipes/nvfp4.yaml > "$tmp/rtn_mse.yaml"
 
 echo "# gptq_nvfp4: calibration ${CR} x ${CL}, eval ${ER} x ${EL}, perturbation rms ${FRAC} x row rms, devices calib=$CD eval=$ED"
 printf '%-30s %9s %9s %8s %9s %7s %15s %16s %8s\n' source/config src_ppl ppl 'Δppl%' kl top1% 'accept% art/src' 'gptq/exact/rtn' seconds
@@ -77,6 +80,6 @@ print('%-30s %9.4f %9.4f %8.3f %9.5f %7.2f %7.2f/%-7.2f %16s %8.1f' % (row, src,
       ev['kl_divergence']['mean'], pct(ev['same_top1']['rate']), pct(acc[0]), pct(acc[1]), hows, secs))
 PY
 }
-for c in rtn static_minmax static_mse none_minmax none_mse_recompute; do run perturbed "$tmp/perturbed" $c; done
+for c in rtn rtn_mse static_minmax static_mse none_minmax none_mse_recompute; do run perturbed "$tmp/perturbed" $c; done
 for c in rtn static_mse; do run bf16-fp4 "$tmp/bf16-fp4" $c; done
 for c in rtn static_mse; do run release fixtures/dsv4-tiny $c; done
