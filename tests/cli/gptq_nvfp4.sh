@@ -22,7 +22,8 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 PREFIX=gptq_nvfp4_
 . tests/lib/cli.sh
 P="$tmp/perturbed"
-CAL=(--calib-samples 32 --calib-seq-len 256 --calib-device cpu --threads 2)
+# CALIB_DEVICE=cuda runs the same checks with the calibration on the GPU (the GPU machine)
+CAL=(--calib-samples 32 --calib-seq-len 256 --calib-device "${CALIB_DEVICE:-cpu}" --threads 2)
 EV=(--eval "$FX/eval.tokens.safetensors" --rows 8 --len 256 --device cpu --threads 2 --spec-prompts 0 --json)
 
 same_tensors() { # same_tensors A B: every safetensors shard and the index byte-identical
