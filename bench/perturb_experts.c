@@ -193,26 +193,6 @@ static int add_config(dsv4_st_writer *w, const char *src, double frac, uint64_t 
     return rc;
 }
 
-static int add_copies(dsv4_st_writer *w, const char *src, dsv4_err *e)
-{
-    for (int k = 0; k < 2; k++)
-        for (const char *const *f = k ? data_files : dsv4_carried_files; *f; f++) {
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s", src, *f);
-            if (access(path, F_OK) != 0)
-                continue;
-            char *buf;
-            size_t n;
-            if (dsv4_read_file(path, 1u << 30, &buf, &n, e))
-                return -1;
-            int rc = dsv4_st_writer_add_file(w, *f, buf, n, e);
-            free(buf);
-            if (rc)
-                return -1;
-        }
-    return 0;
-}
-
 static int perturb(const char *src, const char *out, double frac, uint64_t seed, pstats *st, dsv4_err *e)
 {
     dsv4_ckpt c;
@@ -247,7 +227,8 @@ static int perturb(const char *src, const char *out, double frac, uint64_t seed,
                   src);
         goto out;
     }
-    if (add_config(w, src, frac, seed, e) || add_copies(w, src, e))
+    if (add_config(w, src, frac, seed, e) || dsv4_st_writer_copy_files(w, src, dsv4_carried_files, e) ||
+        dsv4_st_writer_copy_files(w, src, data_files, e))
         goto out;
     rc = dsv4_st_writer_close(w, e);
     w = NULL;

@@ -145,26 +145,6 @@ int dsv4_convert_threads(int asked)
     return asked > 0 ? (asked > 64 ? 64 : asked) : n < 1 ? 1 : n > 64 ? 64 : (int)n;
 }
 
-/* Copies the tokenizer and generation files that exist in src_dir. */
-static int add_carried(dsv4_st_writer *w, const char *src_dir, dsv4_err *e)
-{
-    for (int i = 0; dsv4_carried_files[i]; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", src_dir, dsv4_carried_files[i]);
-        if (access(path, F_OK) != 0)
-            continue;
-        char *buf;
-        size_t n;
-        if (dsv4_read_file(path, 1u << 30, &buf, &n, e))
-            return -1;
-        int rc = dsv4_st_writer_add_file(w, dsv4_carried_files[i], buf, n, e);
-        free(buf);
-        if (rc)
-            return -1;
-    }
-    return 0;
-}
-
 static int add_json(dsv4_st_writer *w, const char *name, const json_t *j, dsv4_err *e)
 {
     char *s = json_dumps(j, JSON_INDENT(2));
@@ -241,7 +221,7 @@ int dsv4_convert_run_hooked(const dsv4_ckpt *src, const dsv4_plan *p, const dsv4
         *e = P.err;
         goto fail_writer;
     }
-    if (add_carried(P.w, src->dir, e) || add_json(P.w, "config.json", p->config, e))
+    if (dsv4_st_writer_copy_files(P.w, src->dir, dsv4_carried_files, e) || add_json(P.w, "config.json", p->config, e))
         goto fail_writer;
     report = json_pack("{s:s,s:s,s:s,s:I,s:I,s:O}", "tool", "dsv4-quant", "recipe", r->path, "recipe_xxh3_128",
                        r->hash, "tensors", (json_int_t)nt, "bytes", (json_int_t)sp.total_bytes, "inexact_conversions",

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "io/atomic.h"
 #include "io/index_write.h"
@@ -317,4 +318,23 @@ int dsv4_st_writer_add_file(dsv4_st_writer *w, const char *name, const void *buf
     char path[8192];
     snprintf(path, sizeof path, "%s/%s", w->dir.tmp, name);
     return dsv4_atomic_write(path, buf, n, e);
+}
+
+int dsv4_st_writer_copy_files(dsv4_st_writer *w, const char *src_dir, const char *const *names, dsv4_err *e)
+{
+    for (const char *const *f = names; *f; f++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", src_dir, *f);
+        if (access(path, F_OK) != 0)
+            continue;
+        char *buf;
+        size_t n;
+        if (dsv4_read_file(path, 1u << 30, &buf, &n, e))
+            return -1;
+        int rc = dsv4_st_writer_add_file(w, *f, buf, n, e);
+        free(buf);
+        if (rc)
+            return -1;
+    }
+    return 0;
 }

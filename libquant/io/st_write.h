@@ -68,6 +68,9 @@ int dsv4_st_writer_put(dsv4_st_writer *w, size_t i, const void *src, uint64_t n,
 /* Adds a non-tensor file (config.json, tokenizer files) to the output folder, written atomically
  * into the temporary folder so it appears with the rest at close. `name` is a plain file name. */
 int dsv4_st_writer_add_file(dsv4_st_writer *w, const char *name, const void *buf, size_t n, dsv4_err *e);
+/* Adds each file of the NULL-terminated `names` that exists in `src_dir` (the tokenizer and other
+ * files carried from a source checkpoint), as dsv4_st_writer_add_file. */
+int dsv4_st_writer_copy_files(dsv4_st_writer *w, const char *src_dir, const char *const *names, dsv4_err *e);
 
 /* Checks every tensor was filled, writes index and manifest, and moves the folder into place.
  * Frees `w` whatever the outcome; on failure nothing is left at `out`. */

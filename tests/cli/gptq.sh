@@ -16,13 +16,6 @@ PREFIX=gptq_
 CD=${CALIB_DEVICE:-cpu}
 C=(--calib-samples 8 --calib-seq-len 128 --calib-device "$CD" --threads 2 --no-eval --quiet)
 
-same_tensors() { # same_tensors A B: every safetensors shard, the index and the manifest byte-identical
-  local f ok=0
-  for f in "$1"/*.safetensors "$1"/model.safetensors.index.json "$1"/dsv4-manifest.json; do
-    cmp -s "$f" "$2/$(basename "$f")" || { echo "  differs: $(basename "$f")"; ok=1; }
-  done
-  return $ok
-}
 
 check convert 0 -- "$Q" --recipe recipes/w4a16.yaml "${C[@]}" --work-dir "$tmp/work" "$FX" "$tmp/a"
 pass_if report_has_calibration grep -q '"how": "gptq"' "$tmp/a/dsv4-quant-report.json"

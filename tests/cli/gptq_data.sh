@@ -21,13 +21,6 @@ PREFIX=gptq_data_
 C=(--calib-device "${CALIB_DEVICE:-cpu}" --threads 2 --no-eval --quiet)
 S=(--calib-samples 8 --calib-seq-len 128)
 
-same_tensors() { # same_tensors A B: every safetensors shard, the index and the manifest byte-identical
-  local f ok=0
-  for f in "$1"/*.safetensors "$1"/model.safetensors.index.json "$1"/dsv4-manifest.json; do
-    cmp -s "$f" "$2/$(basename "$f")" || { echo "  differs: $(basename "$f")"; ok=1; }
-  done
-  return $ok
-}
 same_weights() { # same_weights A B: the shards and the index (the manifest names the recipe)
   local f ok=0
   for f in "$1"/*.safetensors "$1"/model.safetensors.index.json; do

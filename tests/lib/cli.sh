@@ -18,3 +18,13 @@ pass_if() { # pass_if NAME COND...: PASS when the command succeeds
 absent() { # absent NAME PATH: nothing may be left at PATH (nor a temporary sibling)
   if [ -e "$2" ] || ls -d "$2".tmp-* >/dev/null 2>&1; then echo "FAIL $PREFIX$1 (left $2 behind)"; fails=$((fails+1)); else echo "PASS $PREFIX$1"; fi
 }
+# same_tensors A B [no-manifest]: every safetensors shard, the index and the manifest byte-identical
+# (no-manifest: not the manifest, whose calibration section differs between RTN and GPTQ runs)
+same_tensors() {
+  local f ok=0 files=("$1"/*.safetensors "$1"/model.safetensors.index.json)
+  [ "${3:-}" = no-manifest ] || files+=("$1"/dsv4-manifest.json)
+  for f in "${files[@]}"; do
+    cmp -s "$f" "$2/$(basename "$f")" || { echo "  differs: $(basename "$f")"; ok=1; }
+  done
+  return $ok
+}
