@@ -56,6 +56,12 @@ check save_hessians 0 -- "$Q" --recipe recipes/w4a16.yaml "${C[@]}" --save-hessi
 pass_if hessians_saved test -f "$tmp/H/layer-002/hessians.json"
 check from_hessians 0 -- "$Q" --recipe recipes/w4a16.yaml "${C[@]}" --hessians "$tmp/H" "$FX" "$tmp/h2"
 pass_if from_hessians_same_bytes same_tensors "$tmp/h1" "$tmp/h2"
+check w4a8_from_hessians 0 -- "$Q" --recipe recipes/w4a8.yaml "${C[@]}" --hessians "$tmp/H" "$FX" "$tmp/h4"
+pass_if w4a8_same_tensors_as_w4a16 same_tensors "$tmp/h1" "$tmp/h4"
+int4_acts() { python3 -c 'import json, sys
+g = [v for v in json.load(open(sys.argv[1]))["quantization_config"]["config_groups"].values() if v["weights"]["num_bits"] == 4]
+print(" ".join(str((v.get("input_activations") or {}).get("num_bits")) for v in g))' "$1"; }
+pass_if w4a8_int4_group_fp8_activations test "$(int4_acts "$tmp/h4/config.json")/$(int4_acts "$tmp/h1/config.json")" = "8/None"
 sed -e 's/scheme: W4A16/scheme: NVFP4/' -e 's/group_size: 128/group_size: 16/' recipes/w4a16.yaml > "$tmp/nvfp4-gptq.yaml"
 check nvfp4_from_hessians 0 -- "$Q" --recipe "$tmp/nvfp4-gptq.yaml" "${C[@]}" --hessians "$tmp/H" "$FX" "$tmp/h3"
 pass_if nvfp4_exact_kept grep -q '"how": "exact"' "$tmp/h3/dsv4-quant-report.json"

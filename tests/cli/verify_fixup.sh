@@ -59,7 +59,8 @@ registered=$(field "$tmp/rules" rules) need_src=$(field "$tmp/rules" source)
 mkdir -p "$tmp/clean"
 for r in w4a16 w4a8 nvfp4 fp8 bf16; do
   c="$tmp/clean/$r"
-  "$Q" --quiet --recipe "recipes/$r.yaml" "$FX" "$c" >"$tmp/q.log" 2>&1 ||
+  rf="recipes/$r.yaml"; case $r in w4a16|w4a8) rf="recipes/$r-rtn.yaml" ;; esac # data-free (GPTQ: gptq*.sh)
+  "$Q" --quiet --recipe "$rf" "$FX" "$c" >"$tmp/q.log" 2>&1 ||
     { echo "FAIL verify_fixup_clean_$r (dsv4-quant failed: $(tail -1 "$tmp/q.log"))"; fails=$((fails + 1)); continue; }
   "$V" --static "$c" --source "$FX" >"$tmp/v.txt" 2>&1 || bad "verify --source exits $?: $(grep FAIL "$tmp/v.txt" | head -3 | tr '\n' ' ')"
   "$V" --static "$c" --json >"$tmp/v.json" 2>"$tmp/v.err"; rc=$?

@@ -210,7 +210,7 @@ TEST(plan_w4a8_is_w4a16_bytes)
     dsv4_plan a, b;
     dsv4_err e;
     REQUIRE(tp_open(&f) == 0);
-    REQUIRE(tp_plan(&f.ck, &f.cfg, f.source_config, "recipes/w4a16-rtn.yaml", &a, &e) == 0);
+    REQUIRE(tp_plan(&f.ck, &f.cfg, f.source_config, "recipes/w4a16.yaml", &a, &e) == 0); /* both GPTQ */
     if (tp_plan(&f.ck, &f.cfg, f.source_config, "recipes/w4a8.yaml", &b, &e)) {
         th_fail(__FILE__, __LINE__, "%s", e.msg);
         dsv4_plan_free(&a);

@@ -296,7 +296,7 @@ static const char *run_recipe(const char *recipe, const char *experts, int fp8_l
 }
 
 TEST(quant_e2e_w4a16) { run_recipe("recipes/w4a16-rtn.yaml", "int4", 1, 1, 2); }
-TEST(quant_e2e_w4a8) { run_recipe("recipes/w4a8.yaml", "int4", 1, 1, 2); }
+TEST(quant_e2e_w4a8) { run_recipe("recipes/w4a8-rtn.yaml", "int4", 1, 1, 2); }
 TEST(quant_e2e_nvfp4) { run_recipe("recipes/nvfp4.yaml", "nvfp4", 1, 1, 2); }
 TEST(quant_e2e_fp8) { run_recipe("recipes/fp8.yaml", "fp8", 1, 1, 2); }
 TEST(quant_e2e_bf16) { run_recipe("recipes/bf16.yaml", "bf16", 0, 0, 2); }

@@ -27,7 +27,7 @@ const char *tr_clean(const char *recipe)
             snprintf(paths[i], sizeof paths[i], "%s/clean-%s", th_tmpdir(), recipe);
             char cmd[2048];
             snprintf(cmd, sizeof cmd, "%s/bin/dsv4-quant --quiet --recipe %s/%s.yaml %s %s >/dev/null", bin(),
-                     th_path("recipes"), !strcmp(recipe, "w4a16") ? "w4a16-rtn" : recipe, /* data-free W4A16 */
+                     th_path("recipes"), !strcmp(recipe, "w4a16") ? "w4a16-rtn" : !strcmp(recipe, "w4a8") ? "w4a8-rtn" : recipe, /* data-free */
                      th_path("fixtures/dsv4-tiny"), paths[i]);
             if (system(cmd) != 0)
                 return NULL;

@@ -88,7 +88,7 @@ TEST(verify_core_clean_artifacts_pass)
     for (size_t i = 0; i < sizeof recipes / sizeof *recipes; i++) {
         char recipe[64];
         snprintf(recipe, sizeof recipe, "recipes/%s.yaml", /* the data-free W4A16: w4a16.yaml runs GPTQ */
-                 !strcmp(recipes[i], "w4a16") ? "w4a16-rtn" : recipes[i]);
+                 !strcmp(recipes[i], "w4a16") ? "w4a16-rtn" : !strcmp(recipes[i], "w4a8") ? "w4a8-rtn" : recipes[i]);
         const char *a = ra_clean(recipe);
         REQUIRE(a);
         REQUIRE(ra_verify(&v, a, ra_source(), NULL) == 0);

@@ -1,5 +1,5 @@
 /* dsv4-fixup --to-w4a8 (fixup/w4a8.h): on the W4A16 artifact its config ops give exactly the
- * quantization_config dsv4-quant writes for recipes/w4a8.yaml (same RTN INT4 weights), plus the
+ * quantization_config dsv4-quant writes for recipes/w4a8-rtn.yaml (same RTN INT4 weights), plus the
  * provenance record; the result passes the config and target rules; artifacts that are not W4A16
  * compressed-tensors are refused with code 2. */
 #include <stdio.h>
