@@ -34,6 +34,10 @@ log="${1:-/dev/null}"
     if [ -n "$cpu" ] && [ "$cpu" = "$gpu" ]; then echo "PASS inspect_cuda_equals_cpu $t"; else echo "FAIL inspect_cuda_equals_cpu $t"; fi
   done
   echo
+  echo "## The GPTQ walk on CUDA: gptq.sh with CALIB_DEVICE=cuda, the full calibration twice (bench/gptq_cuda_checks.sh)"
+  BUILD="$BUILD" bash bench/gptq_cuda_checks.sh
+  for t in gptq_attn gptq_data gptq_nvfp4; do CALIB_DEVICE=cuda BUILD="$BUILD" bash tests/cli/$t.sh | grep -E '^FAIL' || echo "PASS $t.sh with CALIB_DEVICE=cuda"; done
+  echo
   echo "## Full test suite on this machine"
   BUILD="$BUILD" bash tests/run.sh | grep -E '^(FAIL|SKIP)|passed, .* failed'
   echo
