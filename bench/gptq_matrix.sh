@@ -14,22 +14,18 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # base: recipes/w4a16.yaml with llm-compressor's minmax observer (the recipe's own default is mse)
 sed 's/observer: mse .*/observer: minmax/' recipes/w4a16.yaml > "$tmp/base.yaml"
 grep -q 'observer: minmax' "$tmp/base.yaml" || { echo "gptq_matrix: recipes/w4a16.yaml has no 'observer: mse' line" >&2; exit 2; }
-variant() { # variant NAME SED-EXPR...: the base recipe with the edits
-  local n=$1; shift
-  cp "$tmp/base.yaml" "$tmp/$n.yaml"
-  for x in "$@"; do sed -i "$x" "$tmp/$n.yaml"; done
-}
-variant rtn 's/method: gptq .*/method: rtn/' '/dampening_frac/d' '/actorder/d'
-variant rtn_mse 's/method: gptq .*/method: rtn/' '/dampening_frac/d' '/actorder/d' 's/observer: minmax/observer: mse/'
-variant static_minmax
-variant none_minmax 's/actorder: static .*/actorder: none/'
-variant none_recompute 's/actorder: static .*/actorder: none\n    recompute_scales: true/'
-variant static_mse 's/observer: minmax/observer: mse/'
-variant none_mse_recompute 's/actorder: static .*/actorder: none\n    recompute_scales: true/' 's/observer: minmax/observer: mse/'
-variant static_damp10 's/dampening_frac: 0.01/dampening_frac: 0.1/'
-variant static_all_experts 's/^  seq_len: 2048/  seq_len: 2048\n  experts: all/'
-variant static_mse_all_experts 's/^  seq_len: 2048/  seq_len: 2048\n  experts: all/' 's/observer: minmax/observer: mse/'
-variant static_min128_rtn 's/^  seq_len: 2048/  seq_len: 2048\n  min_tokens: 128\n  fallback: rtn/'
+. bench/recipe_variant.sh
+variant rtn "$tmp/base.yaml" 's/method: gptq .*/method: rtn/' '/dampening_frac/d' '/actorder/d'
+variant rtn_mse "$tmp/base.yaml" 's/method: gptq .*/method: rtn/' '/dampening_frac/d' '/actorder/d' 's/observer: minmax/observer: mse/'
+variant static_minmax "$tmp/base.yaml"
+variant none_minmax "$tmp/base.yaml" 's/actorder: static .*/actorder: none/'
+variant none_recompute "$tmp/base.yaml" 's/actorder: static .*/actorder: none\n    recompute_scales: true/'
+variant static_mse "$tmp/base.yaml" 's/observer: minmax/observer: mse/'
+variant none_mse_recompute "$tmp/base.yaml" 's/actorder: static .*/actorder: none\n    recompute_scales: true/' 's/observer: minmax/observer: mse/'
+variant static_damp10 "$tmp/base.yaml" 's/dampening_frac: 0.01/dampening_frac: 0.1/'
+variant static_all_experts "$tmp/base.yaml" 's/^  seq_len: 2048/  seq_len: 2048\n  experts: all/'
+variant static_mse_all_experts "$tmp/base.yaml" 's/^  seq_len: 2048/  seq_len: 2048\n  experts: all/' 's/observer: minmax/observer: mse/'
+variant static_min128_rtn "$tmp/base.yaml" 's/^  seq_len: 2048/  seq_len: 2048\n  min_tokens: 128\n  fallback: rtn/'
 CONFIGS=${CONFIGS:-rtn rtn_mse static_minmax none_minmax none_recompute static_mse none_mse_recompute static_damp10 static_all_experts static_mse_all_experts static_min128_rtn}
 printf '%-22s %10s %9s %9s %8s %8s %8s\n' config ppl 'Δppl%' kl top1% accept% seconds
 for n in $CONFIGS; do
@@ -38,21 +34,11 @@ for n in $CONFIGS; do
     --quiet fixtures/dsv4-tiny "$tmp/$n" >/dev/null 2>"$tmp/$n.err" || { echo "$n: failed: $(tail -2 "$tmp/$n.err")"; continue; }
   t1=$(date +%s.%N)
   python3 - "$tmp/$n/dsv4_verify.json" "$n" "$(python3 -c "print($t1 - $t0)")" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-def holder(d):  # the object that holds the dynamic comparison (its "perplexity")
-    if isinstance(d, dict):
-        if 'perplexity' in d: return d
-        for v in d.values():
-            h = holder(v)
-            if h: return h
-    return None
-ev = holder(r) or {}
-ppl, src = ev['perplexity']['artifact'], ev['perplexity']['source']
-kl = ev['kl_divergence']['mean']
-top1 = 100 * ev['same_top1']['rate'] if ev['same_top1']['rate'] <= 1 else ev['same_top1']['rate']
-acc = ev['mtp']['artifact']['teacher_forced']['rate']
-acc = 100 * acc if acc <= 1 else acc
-print('%-22s %10.4f %9.3f %9.5f %8.2f %8.2f %8s' % (sys.argv[2], ppl, 100 * (ppl / src - 1), kl, top1, acc, sys.argv[3][:6]))
+import sys
+sys.path.insert(0, "bench")
+from verify_metrics import metrics
+m = metrics(sys.argv[1])
+print('%-22s %10.4f %9.3f %9.5f %8.2f %8.2f %8s' % (sys.argv[2], m['ppl'], 100 * (m['ppl'] / m['ppl_source'] - 1),
+      m['kl'], m['top1_pct'], m['accept_pct'], sys.argv[3][:6]))
 PY
 done

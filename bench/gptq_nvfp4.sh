@@ -39,17 +39,13 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 
 "$PERTURB" fixtures/dsv4-tiny "$tmp/perturbed" --frac "$FRAC" >/dev/null
 "$PERTURB" fixtures/dsv4-tiny "$tmp/bf16-fp4" --frac 0 >/dev/null
-variant() { # variant NAME SED-EXPR...: recipes/nvfp4-gptq.yaml with the edits
-  local n=$1; shift
-  cp recipes/nvfp4-gptq.yaml "$tmp/$n.yaml"
-  for x in "$@"; do sed -i "$x" "$tmp/$n.yaml"; done
-}
-variant static_minmax 's/observer: mse/observer: minmax/'
-variant static_mse
-variant none_minmax 's/actorder: static/actorder: none/' 's/observer: mse/observer: minmax/'
-variant none_mse_recompute 's/actorder: static/actorder: none\n    recompute_scales: true/'
-cp recipes/nvfp4.yaml "$tmp/rtn.yaml"
-sed 's/^    method: rtn$/    method: rtn\n    observer: mse/' recipes/nvfp4.yaml > "$tmp/rtn_mse.yaml"
+. bench/recipe_variant.sh
+variant static_minmax recipes/nvfp4-gptq.yaml 's/observer: mse/observer: minmax/'
+variant static_mse recipes/nvfp4-gptq.yaml
+variant none_minmax recipes/nvfp4-gptq.yaml 's/actorder: static/actorder: none/' 's/observer: mse/observer: minmax/'
+variant none_mse_recompute recipes/nvfp4-gptq.yaml 's/actorder: static/actorder: none\n    recompute_scales: true/'
+variant rtn recipes/nvfp4.yaml
+variant rtn_mse recipes/nvfp4.yaml 's/^    method: rtn$/    method: rtn\n    observer: mse/'
 
 echo "# gptq_nvfp4: calibration ${CR} x ${CL}, eval ${ER} x ${EL}, perturbation rms ${FRAC} x row rms, devices calib=$CD eval=$ED"
 printf '%-30s %9s %9s %8s %9s %7s %15s %16s %8s\n' source/config src_ppl ppl 'Δppl%' kl top1% 'accept% art/src' 'gptq/exact/rtn' seconds
@@ -64,11 +60,10 @@ run() { # run SOURCE-NAME SOURCE-DIR CONFIG
   t1=$(date +%s.%N)
   python3 - "$out" "$row" "$(python3 -c "print($t1 - $t0)")" <<'PY'
 import json, sys
+sys.path.insert(0, "bench")
+from verify_metrics import metrics
 out, row, secs = sys.argv[1], sys.argv[2], float(sys.argv[3])
-ev = json.load(open(out + '/dsv4_verify.json'))['eval']
-ppl, src = ev['perplexity']['artifact'], ev['perplexity']['source']
-pct = lambda r: 100 * r if r <= 1 else r
-acc = ev['mtp']['artifact']['teacher_forced']['rate'], ev['mtp']['source']['teacher_forced']['rate']
+m = metrics(out + '/dsv4_verify.json')
 rep = json.load(open(out + '/dsv4-quant-report.json'))
 how = {'gptq': 0, 'exact': 0, 'rtn': 0}
 for layer in rep.get('calibration', {}).get('layers', []):
@@ -76,8 +71,8 @@ for layer in rep.get('calibration', {}).get('layers', []):
         k = 'gptq' if m['how'].startswith('gptq') else m['how']
         how[k] = how.get(k, 0) + 1
 hows = '%d/%d/%d' % (how['gptq'], how['exact'], how['rtn']) if 'calibration' in rep else 'data-free'
-print('%-30s %9.4f %9.4f %8.3f %9.5f %7.2f %7.2f/%-7.2f %16s %8.1f' % (row, src, ppl, 100 * (ppl / src - 1),
-      ev['kl_divergence']['mean'], pct(ev['same_top1']['rate']), pct(acc[0]), pct(acc[1]), hows, secs))
+print('%-30s %9.4f %9.4f %8.3f %9.5f %7.2f %7.2f/%-7.2f %16s %8.1f' % (row, m['ppl_source'], m['ppl'],
+      100 * (m['ppl'] / m['ppl_source'] - 1), m['kl'], m['top1_pct'], m['accept_pct'], m['accept_source_pct'], hows, secs))
 PY
 }
 for c in rtn rtn_mse static_minmax static_mse none_minmax none_mse_recompute; do run perturbed "$tmp/perturbed" $c; done

@@ -26,11 +26,7 @@ ROWS=${ROWS:-128}; EVAL_ROWS=${EVAL_ROWS:-64}
 mkdir -p "$OUTDIR"; tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 now() { date +%s.%N; }
 
-variant() { # variant NAME BASE SED-EXPR...: a recipe from BASE with the edits
-  local n=$1 base=$2; shift 2
-  cp "$base" "$tmp/$n.yaml"
-  for x in "$@"; do sed -i "$x" "$tmp/$n.yaml"; done
-}
+. bench/recipe_variant.sh
 variant rtn recipes/w4a16-rtn.yaml
 variant gptq_all_minmax recipes/w4a16.yaml 's/observer: mse .*/observer: minmax/' 's/^  seq_len: 2048/  seq_len: 2048\n  experts: all/'
 variant gptq_routed_minmax recipes/w4a16.yaml 's/observer: mse .*/observer: minmax/'
@@ -65,28 +61,20 @@ fi
 
 python3 - "$OUTDIR" "$DEV" "$ROWS" "$EVAL_ROWS" <<'PY'
 import json, os, subprocess, sys, time
+sys.path.insert(0, "bench")
+from verify_metrics import metrics
 out, dev, rows, erows = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-def holder(d):  # the object of the verify report that holds the dynamic comparison
-    if isinstance(d, dict):
-        if 'perplexity' in d and isinstance(d['perplexity'], dict): return d
-        for v in d.values():
-            h = holder(v)
-            if h: return h
-    return None
-def pct(x): return 100 * x if x <= 1 else x
 res = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "device": dev, "calib_rows": rows, "calib_len": 512,
        "eval_rows": erows, "eval_len": 512,
        "commit": os.environ.get("COMMIT") or subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True).stdout.strip(),
        "command": "bench/gptq_vs_llmc.sh " + " ".join(sys.argv[1:3]), "rows": []}
 for line in open(os.path.join(out, "ours.tsv")):
     n, secs, _ = line.rstrip("\n").split("\t")
-    ev = holder(json.load(open(os.path.join(out, f"ours_{n}.verify.json"))))
-    p = ev["perplexity"]
-    res["rows"].append({"tool": "ours", "config": n, "ppl": p["artifact"], "ppl_unquantized": p["source"],
-                        "increase_pct": 100 * (p["artifact"] / p["source"] - 1),
-                        "kl": ev["kl_divergence"]["mean"], "top1_pct": pct(ev["same_top1"]["rate"]),
-                        "mtp_accept_pct": pct(ev["mtp"]["artifact"]["teacher_forced"]["rate"]),
-                        "mtp_accept_source_pct": pct(ev["mtp"]["source"]["teacher_forced"]["rate"]),
+    m = metrics(os.path.join(out, f"ours_{n}.verify.json"))
+    res["rows"].append({"tool": "ours", "config": n, "ppl": m["ppl"], "ppl_unquantized": m["ppl_source"],
+                        "increase_pct": 100 * (m["ppl"] / m["ppl_source"] - 1),
+                        "kl": m["kl"], "top1_pct": m["top1_pct"], "mtp_accept_pct": m["accept_pct"],
+                        "mtp_accept_source_pct": m["accept_source_pct"],
                         "seconds": float(secs), "seconds_are": "dsv4-quant wall: load, calibration, GPTQ, pack, write"})
 def llmc(file, key, config):
     path = os.path.join(out, file)
